@@ -1,0 +1,182 @@
+//! The [`Geometry`] trait: the tangent-space geometry of one block at one base point.
+//!
+//! Every sharpness measure and sharpness-aware optimiser does three things with a perturbation
+//! ξ: *measure* it (a norm), *steer* it (Riemannian gradient, horizontal projection) and *apply*
+//! it (a geodesic step). A `Geometry` provides exactly these for one block; the whole network
+//! is their [`Product`](super::Product). Names follow pymanopt and ManifoldsBase.jl.
+//!
+//! Which consumer needs which method:
+//!
+//! | consumer | methods |
+//! |---|---|
+//! | worst-case sharpness (Auto-PGD) | `riemannian_gradient`, `horizontal`, `norm`, `step` (hence `christoffel` or `exp`) |
+//! | average-case sharpness | `whiten`, `horizontal`, `step` |
+//! | geodesic SAM | `riemannian_gradient`, `norm`, `step` |
+//!
+//! A geometry is constructed *at* a base point w: everything that depends only on w (the
+//! "frame": Gram matrices, inverses, the Sylvester eigenbasis, 1/w) is computed once then, and
+//! the methods take tangent vectors only. All metric factors are evaluated at w, never at a
+//! perturbed point (spec §2). Tangent vectors are slices of the block's parts (see
+//! [`crate::symmetry::BlockLayout`]); scalars stay on the device as one-element tensors.
+
+use burn::prelude::{Backend, Tensor};
+
+use super::error::Error;
+
+/// The Riemannian metric a block uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// ⟨η, ζ⟩ = Σ ηᵢ ζᵢ: plain sharpness and SAM. Every block is elementwise.
+    Euclidean,
+    /// ⟨η, ζ⟩ = Σ ηᵢ ζᵢ / wᵢ² (Eq. 6): adaptive sharpness and ASAM. Every block is
+    /// elementwise; declared symmetries are ignored.
+    Adaptive,
+    /// The GL-invariant "inv" metric (Eq. 9) on declared blocks, adaptive elsewhere.
+    Inv,
+    /// The GL-invariant "mix" metric (Eq. 10) on declared blocks, adaptive elsewhere.
+    Mix,
+}
+
+impl Metric {
+    /// Whether declared symmetry blocks are quotiented (inv, mix) or treated elementwise.
+    pub fn uses_symmetry(self) -> bool {
+        matches!(self, Self::Inv | Self::Mix)
+    }
+
+    /// The name used in reports: `euclidean`, `adaptive`, `geodesic_inv`, `geodesic_mix`.
+    pub fn measure_name(self) -> &'static str {
+        match self {
+            Self::Euclidean => "euclidean",
+            Self::Adaptive => "adaptive",
+            Self::Inv => "geodesic_inv",
+            Self::Mix => "geodesic_mix",
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Euclidean => "euclidean",
+            Self::Adaptive => "adaptive",
+            Self::Inv => "inv",
+            Self::Mix => "mix",
+        })
+    }
+}
+
+impl std::str::FromStr for Metric {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "euclidean" => Ok(Self::Euclidean),
+            "adaptive" => Ok(Self::Adaptive),
+            "inv" | "geodesic_inv" => Ok(Self::Inv),
+            "mix" | "geodesic_mix" => Ok(Self::Mix),
+            other => Err(format!(
+                "unknown metric '{other}'; expected euclidean, adaptive, inv or mix"
+            )),
+        }
+    }
+}
+
+/// How a tangent vector ξ at w becomes a point v(ξ) (spec §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GeodesicStep {
+    /// v = w + ξ (a retraction; adaptive sharpness's step).
+    FirstOrder,
+    /// v = w + ξ − ½ Γ_w(ξ, ξ), the second-order Taylor expansion of the geodesic (Eq. 5).
+    SecondOrder,
+    /// The geodesic itself, where a closed form exists.
+    Exact,
+}
+
+/// The geometry of one block at one base point. See the module documentation.
+pub trait Geometry<B: Backend> {
+    /// A name for messages, e.g. `attention-gl/inv`.
+    fn name(&self) -> &'static str;
+
+    /// The base point's parts.
+    fn base(&self) -> &[Tensor<B, 3>];
+
+    /// The metric ⟨u, v⟩_w, a one-element tensor.
+    fn inner(&self, u: &[Tensor<B, 3>], v: &[Tensor<B, 3>]) -> Tensor<B, 1>;
+
+    /// The norm ‖u‖_w = √⟨u, u⟩_w.
+    fn norm(&self, u: &[Tensor<B, 3>]) -> Tensor<B, 1> {
+        self.inner(u, u).clamp_min(0.0).sqrt()
+    }
+
+    /// The Riemannian gradient from the Euclidean gradient `egrad`: the vector r with
+    /// ⟨r, v⟩_w = ⟨egrad, v⟩ for every v (ManifoldsBase's `change_representer`).
+    fn riemannian_gradient(&self, egrad: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>;
+
+    /// The metric-orthogonal projection onto the horizontal space.
+    fn horizontal(&self, u: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>;
+
+    /// The vertical part u − horizontal(u).
+    fn vertical(&self, u: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        let h = self.horizontal(u);
+        u.iter().zip(h).map(|(u, h)| u.clone() - h).collect()
+    }
+
+    /// The Christoffel quadratic form Γ_w(ξ, ξ), so that the geodesic satisfies γ̈ = −Γ(γ̇, γ̇).
+    fn christoffel(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let _ = xi;
+        Err(Error::Unsupported {
+            geometry: self.name(),
+            op: "christoffel",
+        })
+    }
+
+    /// The exponential map exp_w(ξ), where a closed form exists.
+    fn exp(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let _ = xi;
+        Err(Error::Unsupported {
+            geometry: self.name(),
+            op: "exp",
+        })
+    }
+
+    /// The step a block takes unless told otherwise (ManifoldsBase's
+    /// `default_retraction_method`).
+    fn default_step(&self) -> GeodesicStep;
+
+    /// v(ξ) by the given method: first order w + ξ, second order w + ξ − ½Γ(ξ, ξ), or exp.
+    fn step(&self, xi: &[Tensor<B, 3>], method: GeodesicStep) -> Result<Vec<Tensor<B, 3>>, Error> {
+        match method {
+            GeodesicStep::FirstOrder => Ok(add(self.base(), xi)),
+            GeodesicStep::SecondOrder => {
+                let gamma = self.christoffel(xi)?;
+                Ok(self
+                    .base()
+                    .iter()
+                    .zip(xi)
+                    .zip(gamma)
+                    .map(|((w, x), g)| w.clone() + x.clone() - g.mul_scalar(0.5))
+                    .collect())
+            }
+            GeodesicStep::Exact => self.exp(xi),
+        }
+    }
+
+    /// Maps z with independent standard normal entries to a tangent vector whose law is the
+    /// standard Gaussian *of the metric* (covariance G_w⁻¹): the sampler of average-case
+    /// sharpness. The result is not projected.
+    fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>;
+}
+
+/// Part-wise sum a + b.
+pub(crate) fn add<B: Backend>(a: &[Tensor<B, 3>], b: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| a.clone() + b.clone())
+        .collect()
+}
+
+/// Σ (a ⊙ b) over all entries of a pair of tensors, as a one-element tensor.
+pub(crate) fn dot<B: Backend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> Tensor<B, 1> {
+    (a * b).sum()
+}

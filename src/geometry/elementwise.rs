@@ -1,0 +1,223 @@
+//! Elementwise blocks: the Euclidean metric and the adaptive metric ⟨η, ζ⟩ = Σ ηᵢζᵢ / wᵢ².
+//!
+//! Parameters outside any declared symmetry use the adaptive metric under the geodesic
+//! measures ("the recipe of adaptive sharpness"), and *every* parameter uses it under
+//! [`Metric::Adaptive`](super::Metric::Adaptive) — which is why adaptive sharpness is exactly
+//! geodesic sharpness with only elementwise blocks and the first-order step.
+//!
+//! | | adaptive | Euclidean |
+//! |---|---|---|
+//! | ⟨η, ζ⟩ | Σ ηζ/w² | Σ ηζ |
+//! | Riemannian gradient | w² ⊙ g | g |
+//! | Γ(ξ, ξ) | −ξ²/w | 0 |
+//! | exp_w(ξ) | w ⊙ exp(ξ/w) | w + ξ |
+//! | whiten(z) | \|w\| ⊙ z | z |
+//!
+//! There is no symmetry, so `horizontal` is the identity.
+//!
+//! # Zero weights
+//! 1/w is undefined at w = 0. With [`ZeroWeights::Error`] (the default) such a block is
+//! refused with [`Error::ZeroWeight`]. With [`ZeroWeights::Freeze`] the coordinate is held
+//! fixed: 1/w is replaced by 0 there, so the Riemannian gradient w²g, the exact step and the
+//! sampled noise are all zero in that coordinate and it contributes nothing to the norm —
+//! the limit of the constraint ‖δ ⊘ |w|‖ ≤ ρ as wᵢ → 0, and what the reference code computes.
+
+use burn::prelude::{Backend, Tensor};
+
+use super::base::{GeodesicStep, Geometry, dot};
+use super::error::Error;
+use crate::host;
+
+/// What to do with weights that are exactly zero under a metric that divides by them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroWeights {
+    /// Refuse the block with [`Error::ZeroWeight`].
+    #[default]
+    Error,
+    /// Hold zero coordinates fixed (1/w := 0 there).
+    Freeze,
+}
+
+impl std::str::FromStr for ZeroWeights {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "error" => Ok(Self::Error),
+            "freeze" => Ok(Self::Freeze),
+            other => Err(format!(
+                "unknown zero-weight policy '{other}'; expected error or freeze"
+            )),
+        }
+    }
+}
+
+/// Per-part reciprocals of a base point: 1/w with 0 at frozen zeros.
+pub(crate) fn reciprocal<B: Backend>(w: &Tensor<B, 3>) -> Tensor<B, 3> {
+    let zero = w.clone().equal_elem(0.0);
+    w.clone()
+        .mask_fill(zero.clone(), 1.0)
+        .recip()
+        .mask_fill(zero, 0.0)
+}
+
+/// Refuses non-finite weights always, and zero weights unless `zeros` is `Freeze`.
+pub(crate) fn check_weights<B: Backend>(
+    block: &str,
+    parts: &[Tensor<B, 3>],
+    zeros: Option<ZeroWeights>,
+) -> Result<(), Error> {
+    for w in parts {
+        let bad = host::scalar(w.clone().is_finite().bool_not().int().sum().float());
+        if bad > 0.0 {
+            return Err(Error::NonFinite {
+                block: block.to_string(),
+                count: bad as usize,
+            });
+        }
+    }
+    if zeros != Some(ZeroWeights::Error) {
+        return Ok(());
+    }
+    for w in parts {
+        let count = host::scalar(w.clone().equal_elem(0.0).int().sum().float());
+        if count > 0.0 {
+            let values = host::to_f64_vec(w.clone());
+            let first = values.iter().position(|&x| x == 0.0).unwrap_or(0);
+            return Err(Error::ZeroWeight {
+                block: block.to_string(),
+                count: count as usize,
+                first,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// An elementwise block under the adaptive or the Euclidean metric.
+#[derive(Debug, Clone)]
+pub struct Elementwise<B: Backend> {
+    base: Vec<Tensor<B, 3>>,
+    frame: Option<AdaptiveFrame<B>>,
+}
+
+/// 1/w, 1/w² and w² of every part (adaptive metric only).
+#[derive(Debug, Clone)]
+struct AdaptiveFrame<B: Backend> {
+    inv_w: Vec<Tensor<B, 3>>,
+    inv_w2: Vec<Tensor<B, 3>>,
+    w2: Vec<Tensor<B, 3>>,
+}
+
+impl<B: Backend> Elementwise<B> {
+    /// The Euclidean geometry at `base`.
+    pub fn euclidean(block: &str, base: Vec<Tensor<B, 3>>) -> Result<Self, Error> {
+        check_weights(block, &base, None)?;
+        Ok(Self { base, frame: None })
+    }
+
+    /// The adaptive geometry at `base`.
+    pub fn adaptive(
+        block: &str,
+        base: Vec<Tensor<B, 3>>,
+        zeros: ZeroWeights,
+    ) -> Result<Self, Error> {
+        check_weights(block, &base, Some(zeros))?;
+        let inv_w: Vec<_> = base.iter().map(reciprocal).collect();
+        let inv_w2 = inv_w.iter().map(|r| r.clone().square()).collect();
+        let w2 = base.iter().map(|w| w.clone().square()).collect();
+        Ok(Self {
+            base,
+            frame: Some(AdaptiveFrame { inv_w, inv_w2, w2 }),
+        })
+    }
+}
+
+impl<B: Backend> Geometry<B> for Elementwise<B> {
+    fn name(&self) -> &'static str {
+        match self.frame {
+            Some(_) => "elementwise/adaptive",
+            None => "elementwise/euclidean",
+        }
+    }
+
+    fn base(&self) -> &[Tensor<B, 3>] {
+        &self.base
+    }
+
+    fn inner(&self, u: &[Tensor<B, 3>], v: &[Tensor<B, 3>]) -> Tensor<B, 1> {
+        let terms = u
+            .iter()
+            .zip(v)
+            .enumerate()
+            .map(|(i, (u, v))| match &self.frame {
+                Some(f) => dot(u.clone() * f.inv_w2[i].clone(), v.clone()),
+                None => dot(u.clone(), v.clone()),
+            });
+        sum_scalars(terms)
+    }
+
+    fn riemannian_gradient(&self, egrad: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        match &self.frame {
+            Some(f) => egrad
+                .iter()
+                .zip(&f.w2)
+                .map(|(g, w2)| g.clone() * w2.clone())
+                .collect(),
+            None => egrad.to_vec(),
+        }
+    }
+
+    fn horizontal(&self, u: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        u.to_vec()
+    }
+
+    fn christoffel(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        Ok(match &self.frame {
+            // Γ(ξ, ξ) = −ξ² / w
+            Some(f) => xi
+                .iter()
+                .zip(&f.inv_w)
+                .map(|(x, r)| -(x.clone().square() * r.clone()))
+                .collect(),
+            None => xi.iter().map(Tensor::zeros_like).collect(),
+        })
+    }
+
+    fn exp(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        Ok(match &self.frame {
+            // exp_w(ξ) = w ⊙ exp(ξ / w)
+            Some(f) => self
+                .base
+                .iter()
+                .zip(xi)
+                .zip(&f.inv_w)
+                .map(|((w, x), r)| w.clone() * (x.clone() * r.clone()).exp())
+                .collect(),
+            None => super::base::add(&self.base, xi),
+        })
+    }
+
+    fn default_step(&self) -> GeodesicStep {
+        GeodesicStep::FirstOrder
+    }
+
+    fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        match &self.frame {
+            // |w| ⊙ z, with 0 at frozen zeros since w = 0 there.
+            Some(_) => z
+                .iter()
+                .zip(&self.base)
+                .map(|(z, w)| z.clone() * w.clone().abs())
+                .collect(),
+            None => z.to_vec(),
+        }
+    }
+}
+
+/// Sums one-element tensors (an empty sum is never asked for: every block has a part).
+pub(crate) fn sum_scalars<B: Backend>(terms: impl Iterator<Item = Tensor<B, 1>>) -> Tensor<B, 1> {
+    terms
+        .reduce(|a, b| a + b)
+        .expect("a block has at least one part")
+}

@@ -1,0 +1,26 @@
+//! The Riemannian geometry of each block and of the whole network (spec §2–3).
+//!
+//! [`Geometry`] is the per-block trait (inner product, Riemannian gradient, horizontal
+//! projection, Christoffel form, geodesic step); [`Elementwise`], [`Rescaling`] and
+//! [`AttentionGl`] implement it, and [`Product`] assembles them over a
+//! [`BlockLayout`](crate::symmetry::BlockLayout). Per base point, small h×h linear algebra runs
+//! once on the host in f64 ([`host`]); per iteration, everything is batched tensor work on the
+//! backend's device.
+
+mod attention_gl;
+mod base;
+pub mod checks;
+mod elementwise;
+mod error;
+pub mod host;
+mod product;
+mod rescaling;
+mod tangent;
+
+pub use attention_gl::AttentionGl;
+pub use base::{GeodesicStep, Geometry, Metric};
+pub use elementwise::{Elementwise, ZeroWeights};
+pub use error::Error;
+pub use product::{GeometryConfig, Product, StepPolicy};
+pub use rescaling::Rescaling;
+pub use tangent::Tangent;

@@ -1,0 +1,263 @@
+//! The network's geometry: the product of its blocks' geometries.
+//!
+//! The metric of the product is the sum of the block metrics, so the norm is
+//! ‖ξ‖_w = (Σ_b ‖ξ_b‖²_w)^{1/2} — one global radius ρ over all blocks, which for elementwise
+//! blocks is exactly the global ‖δ ⊘ |w|‖₂ of adaptive sharpness. Projections, gradients and
+//! steps act block by block.
+//!
+//! Which geometry a block gets:
+//!
+//! | metric | GL(h) pair | GL(1) rescaling | elementwise |
+//! |---|---|---|---|
+//! | Euclidean | elementwise/euclidean | elementwise/euclidean | elementwise/euclidean |
+//! | Adaptive | elementwise/adaptive | elementwise/adaptive | elementwise/adaptive |
+//! | Inv, Mix | attention-gl (2nd order) | rescaling (exact) | elementwise/adaptive (1st order) |
+//!
+//! The default steps are the paper's recipe; [`StepPolicy`] overrides them per block kind.
+
+use std::ops::Range;
+
+use burn::prelude::{Backend, Tensor};
+
+use super::attention_gl::AttentionGl;
+use super::base::{GeodesicStep, Geometry, Metric};
+use super::elementwise::{Elementwise, ZeroWeights};
+use super::error::Error;
+use super::rescaling::Rescaling;
+use super::tangent::Tangent;
+use crate::symmetry::{BlockKind, BlockLayout};
+
+/// Geodesic steps per block kind; `None` keeps the block's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepPolicy {
+    /// GL(h) pairs (default second order).
+    pub gl: Option<GeodesicStep>,
+    /// GL(1) rescaling pairs (default exact).
+    pub rescale: Option<GeodesicStep>,
+    /// Elementwise blocks, and every block under the Euclidean or adaptive metric
+    /// (default first order).
+    pub elementwise: Option<GeodesicStep>,
+}
+
+impl StepPolicy {
+    /// The same step for every block.
+    pub fn all(step: GeodesicStep) -> Self {
+        Self {
+            gl: Some(step),
+            rescale: Some(step),
+            elementwise: Some(step),
+        }
+    }
+}
+
+/// Everything that selects a network geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GeometryConfig {
+    /// The metric.
+    pub metric: Metric,
+    /// Geodesic steps per block kind.
+    pub steps: StepPolicy,
+    /// Policy for exactly-zero weights under metrics that divide by them.
+    pub zero_weights: ZeroWeights,
+}
+
+impl GeometryConfig {
+    /// The metric with default steps and zero weights refused.
+    pub fn new(metric: Metric) -> Self {
+        Self {
+            metric,
+            steps: StepPolicy::default(),
+            zero_weights: ZeroWeights::Error,
+        }
+    }
+
+    /// The same configuration with `steps`.
+    pub fn with_steps(mut self, steps: StepPolicy) -> Self {
+        self.steps = steps;
+        self
+    }
+
+    /// The same configuration with a zero-weight policy.
+    pub fn with_zero_weights(mut self, zero_weights: ZeroWeights) -> Self {
+        self.zero_weights = zero_weights;
+        self
+    }
+}
+
+/// The product geometry of all blocks at one base point.
+pub struct Product<B: Backend> {
+    blocks: Vec<Box<dyn Geometry<B>>>,
+    steps: Vec<GeodesicStep>,
+    ranges: Vec<Range<usize>>,
+    names: Vec<String>,
+}
+
+impl<B: Backend> std::fmt::Debug for Product<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Product")
+            .field("blocks", &self.names)
+            .field("steps", &self.steps)
+            .finish()
+    }
+}
+
+impl<B: Backend> Product<B> {
+    /// Builds every block's geometry at the point `base` (block coordinates of `layout`).
+    pub fn new(
+        layout: &BlockLayout,
+        base: Vec<Tensor<B, 3>>,
+        config: &GeometryConfig,
+    ) -> Result<Self, Error> {
+        let n = layout.blocks().len();
+        let (mut blocks, mut steps, mut ranges, mut names) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for (b, block) in layout.blocks().iter().enumerate() {
+            let range = layout.parts_of(b);
+            let parts = base[range.clone()].to_vec();
+            let name = block.name.as_str();
+            let zeros = config.zero_weights;
+            let (geometry, step): (Box<dyn Geometry<B>>, _) = match (config.metric, block.kind) {
+                (Metric::Euclidean, _) => (
+                    Box::new(Elementwise::euclidean(name, parts)?),
+                    config.steps.elementwise,
+                ),
+                (Metric::Adaptive, _) | (_, BlockKind::Elementwise { .. }) => (
+                    Box::new(Elementwise::adaptive(name, parts, zeros)?),
+                    config.steps.elementwise,
+                ),
+                (metric, BlockKind::Rescale { .. }) => (
+                    Box::new(Rescaling::new(name, parts, metric, zeros)?),
+                    config.steps.rescale,
+                ),
+                (metric, BlockKind::GlPair { .. }) => (
+                    Box::new(AttentionGl::new(name, parts, metric)?),
+                    config.steps.gl,
+                ),
+            };
+            let step = step.unwrap_or_else(|| geometry.default_step());
+            // Refuse an unsupported step now, naming the block, not mid-measurement.
+            if step == GeodesicStep::Exact {
+                let zero = Tangent::zeros_like(geometry.base());
+                geometry.exp(&zero.parts).map_err(|e| Error::InBlock {
+                    index: b,
+                    block: block.name.clone(),
+                    source: Box::new(e),
+                })?;
+            }
+            blocks.push(geometry);
+            steps.push(step);
+            ranges.push(range);
+            names.push(block.name.clone());
+        }
+        Ok(Self {
+            blocks,
+            steps,
+            ranges,
+            names,
+        })
+    }
+
+    /// Number of blocks.
+    pub fn len(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Whether there are no blocks.
+    pub fn is_empty(&self) -> bool {
+        self.blocks.is_empty()
+    }
+
+    /// Block `b`'s geometry.
+    pub fn block(&self, b: usize) -> &dyn Geometry<B> {
+        self.blocks[b].as_ref()
+    }
+
+    /// Block names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The step each block takes.
+    pub fn steps(&self) -> &[GeodesicStep] {
+        &self.steps
+    }
+
+    /// The base point's parts.
+    pub fn base(&self) -> Vec<Tensor<B, 3>> {
+        self.blocks.iter().flat_map(|g| g.base().to_vec()).collect()
+    }
+
+    fn parts<'a>(&self, b: usize, u: &'a Tangent<B>) -> &'a [Tensor<B, 3>] {
+        &u.parts[self.ranges[b].clone()]
+    }
+
+    fn per_block(
+        &self,
+        u: &Tangent<B>,
+        f: impl Fn(usize, &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>,
+    ) -> Tangent<B> {
+        Tangent::new(
+            (0..self.len())
+                .flat_map(|b| f(b, self.parts(b, u)))
+                .collect(),
+        )
+    }
+
+    /// ⟨u, v⟩_w = Σ_b ⟨u_b, v_b⟩_w.
+    pub fn inner(&self, u: &Tangent<B>, v: &Tangent<B>) -> Tensor<B, 1> {
+        (0..self.len())
+            .map(|b| self.blocks[b].inner(self.parts(b, u), self.parts(b, v)))
+            .reduce(|a, b| a + b)
+            .expect("a model has at least one block")
+    }
+
+    /// ‖u‖_w.
+    pub fn norm(&self, u: &Tangent<B>) -> Tensor<B, 1> {
+        self.inner(u, u).clamp_min(0.0).sqrt()
+    }
+
+    /// ‖u_b‖²_w for every block b.
+    pub fn block_sq_norms(&self, u: &Tangent<B>) -> Vec<Tensor<B, 1>> {
+        (0..self.len())
+            .map(|b| {
+                let p = self.parts(b, u);
+                self.blocks[b].inner(p, p)
+            })
+            .collect()
+    }
+
+    /// The Riemannian gradient from a Euclidean gradient.
+    pub fn riemannian_gradient(&self, egrad: &Tangent<B>) -> Tangent<B> {
+        self.per_block(egrad, |b, p| self.blocks[b].riemannian_gradient(p))
+    }
+
+    /// The horizontal projection.
+    pub fn horizontal(&self, u: &Tangent<B>) -> Tangent<B> {
+        self.per_block(u, |b, p| self.blocks[b].horizontal(p))
+    }
+
+    /// The vertical part.
+    pub fn vertical(&self, u: &Tangent<B>) -> Tangent<B> {
+        self.per_block(u, |b, p| self.blocks[b].vertical(p))
+    }
+
+    /// Maps standard normal coordinates to a metric-standard-normal tangent (not projected).
+    pub fn whiten(&self, z: &Tangent<B>) -> Tangent<B> {
+        self.per_block(z, |b, p| self.blocks[b].whiten(p))
+    }
+
+    /// v(ξ): every block's configured geodesic step (parts of a point).
+    pub fn step(&self, xi: &Tangent<B>) -> Vec<Tensor<B, 3>> {
+        (0..self.len())
+            .flat_map(|b| {
+                self.blocks[b]
+                    .step(self.parts(b, xi), self.steps[b])
+                    .expect("steps are validated when the product is built")
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,239 @@
+//! Auto-PGD over ξ in the ρ-ball of the metric (Croce & Hein 2020; Hide & Seek App. C.2, Alg. 1).
+//!
+//! Maximises L_B(v(ξ)) over horizontal ξ with ‖ξ‖_w ≤ ρ, starting at ξ = 0:
+//!
+//! * ascent direction: the horizontal Riemannian gradient ĝ = P(grad_R) / ‖P(grad_R)‖_w;
+//! * P_S = horizontal projection, then rescaling into the ρ-ball (rescaling keeps
+//!   horizontality);
+//! * z = P_S(ξ_k + η ĝ_k), ξ_{k+1} = P_S(ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})), α = 0.75,
+//!   and ξ_1 = P_S(ξ_0 + η ĝ_0);
+//! * η starts at 2ρ and halves at checkpoints w_j = ⌈p_j N⌉, p₀ = 0, p₁ = 0.22,
+//!   p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06), when fewer than 75 % of the steps since
+//!   the last checkpoint improved the best loss, or when neither η nor the best loss changed;
+//!   the search then restarts from the best point.
+//!
+//! The loss and gradient at ξ_k come from one forward and one backward pass, so N iterations
+//! cost N forward+backward passes plus one forward pass for ξ_N. The state is four vectors of
+//! the model's size (ξ, ξ_prev, ξ_best and the ascent direction at ξ_best) besides the base
+//! weights. Per iteration, one two-element tensor (loss, ‖grad‖) is read back to the host.
+//!
+//! A start at a stationary point (grad = 0 exactly, e.g. the minimum of a quadratic) has no
+//! ascent direction; the first step then goes along a seeded random horizontal direction.
+
+use burn::prelude::Tensor;
+use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::error::Error;
+use super::landscape::{GradientMode, Landscape};
+use super::objective::Objective;
+use crate::geometry::{Product, Tangent};
+use crate::host;
+
+/// Tuning of Auto-PGD; the defaults are the paper's.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AutoPgdParams {
+    /// N, the number of iterations (gradient evaluations). Default 20.
+    pub iterations: usize,
+    /// α, the weight of the new point in the momentum step. Default 0.75.
+    pub momentum: f64,
+    /// Initial step size as a multiple of ρ. Default 2.
+    pub initial_step: f64,
+    /// Fraction of improving steps below which the step halves. Default 0.75.
+    pub min_update_ratio: f64,
+    /// How ∇_ξ is taken. Default through the step.
+    pub gradient: GradientMode,
+}
+
+impl Default for AutoPgdParams {
+    fn default() -> Self {
+        Self {
+            iterations: 20,
+            momentum: 0.75,
+            initial_step: 2.0,
+            min_update_ratio: 0.75,
+            gradient: GradientMode::ThroughStep,
+        }
+    }
+}
+
+/// What happened during one maximisation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AutoPgdInfo {
+    /// L_B(w).
+    pub clean_loss: f64,
+    /// The best L_B(v(ξ)) found.
+    pub best_loss: f64,
+    /// Iteration at which the best point was found (0 = the base point).
+    pub best_iteration: usize,
+    /// How many times the step was halved.
+    pub step_halvings: usize,
+    /// The final step size.
+    pub final_step: f64,
+    /// Whether the first step had to use a random direction (stationary start).
+    pub random_start: bool,
+}
+
+/// The checkpoints w_j = ⌈p_j N⌉, j ≥ 1, at which the step size is reconsidered.
+pub fn checkpoints(n: usize) -> Vec<usize> {
+    let mut p = vec![0.0_f64, 0.22];
+    let mut w = vec![0_usize, (0.22 * n as f64).ceil() as usize];
+    while w[w.len() - 1] < n && w[w.len() - 1] != w[w.len() - 2] {
+        let (a, b) = (p[p.len() - 2], p[p.len() - 1]);
+        let next = b + (b - a - 0.03).max(0.06);
+        p.push(next);
+        w.push((next * n as f64).ceil() as usize);
+    }
+    w.remove(0);
+    w
+}
+
+/// The result of one maximisation: the best perturbation and the bookkeeping.
+#[derive(Debug, Clone)]
+pub struct Maximum<B: AutodiffBackend> {
+    /// The best ξ found.
+    pub xi: Tangent<B>,
+    /// What happened.
+    pub info: AutoPgdInfo,
+}
+
+/// P_S: horizontal projection, then rescaling into the ρ-ball (no host round trip).
+pub fn project_to_ball<B: AutodiffBackend>(
+    geometry: &Product<B>,
+    xi: &Tangent<B>,
+    rho: f64,
+) -> Tangent<B> {
+    let h = geometry.horizontal(xi);
+    // min(1, ρ/‖h‖): a zero norm gives +inf, clamped to 1, and 0·1 = 0.
+    let scale = geometry.norm(&h).recip().mul_scalar(rho).clamp_max(1.0);
+    h.scale_by(&scale)
+}
+
+/// Runs Auto-PGD on one batch. `batch_index` only labels errors; `seed` drives the random
+/// direction of a stationary start.
+pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
+    landscape: &Landscape<B, M>,
+    geometry: &Product<B>,
+    batch: &M::Batch,
+    rho: f64,
+    params: &AutoPgdParams,
+    batch_index: usize,
+    seed: u64,
+) -> Result<Maximum<B>, Error> {
+    let n = params.iterations;
+    let checkpoints = checkpoints(n);
+    let alpha = params.momentum;
+    let mut eta = params.initial_step * rho;
+
+    let mut xi = Tangent::zeros_like(landscape.base());
+    let mut xi_prev = xi.clone();
+    let mut best_xi = xi.clone();
+    let mut best_dir: Option<Tangent<B>> = None;
+    let mut clean_loss = f64::NAN;
+    let mut best_loss = f64::NEG_INFINITY;
+    let mut info = AutoPgdInfo {
+        clean_loss,
+        best_loss,
+        best_iteration: 0,
+        step_halvings: 0,
+        final_step: eta,
+        random_start: false,
+    };
+    let (mut updates, mut prev_cp, mut prev_eta, mut prev_best) = (0_usize, 0_usize, eta, f64::NAN);
+
+    for k in 0..n {
+        let (loss, egrad) = landscape.loss_and_gradient(geometry, &xi, batch, params.gradient);
+        let grad = geometry.horizontal(&geometry.riemannian_gradient(&egrad));
+        let gnorm = geometry.norm(&grad);
+        let read = host::to_f64_vec(Tensor::cat(vec![loss, gnorm.clone()], 0));
+        let (loss, gn) = (read[0], read[1]);
+        if !loss.is_finite() || !gn.is_finite() {
+            return Err(Error::NonFiniteLoss {
+                batch: batch_index,
+                iteration: k,
+                loss,
+            });
+        }
+        let mut dir = if gn > 0.0 {
+            grad.scale_by(&gnorm.recip())
+        } else {
+            info.random_start |= k == 0;
+            random_direction(geometry, &xi, seed.wrapping_add(k as u64))
+        };
+        if k == 0 {
+            clean_loss = loss;
+            best_loss = loss;
+            prev_best = loss;
+            best_dir = Some(dir.clone());
+        } else if loss > best_loss {
+            best_loss = loss;
+            best_xi = xi.clone();
+            best_dir = Some(dir.clone());
+            info.best_iteration = k;
+            updates += 1;
+        }
+        // Checkpoint after evaluating ξ_k, i.e. at the end of reference iteration k − 1.
+        if k >= 1 && checkpoints.contains(&(k - 1)) {
+            let i = k - 1;
+            let too_few = (updates as f64) < params.min_update_ratio * (i - prev_cp) as f64;
+            let stalled = prev_eta == eta && prev_best == best_loss;
+            (prev_eta, prev_best, prev_cp, updates) = (eta, best_loss, i, 0);
+            if too_few || stalled {
+                eta *= 0.5;
+                info.step_halvings += 1;
+                xi = best_xi.clone();
+                xi_prev = best_xi.clone();
+                dir = best_dir.clone().expect("set at k = 0");
+            }
+        }
+        let z = project_to_ball(geometry, &xi.axpy(eta, &dir), rho);
+        let next = if k == 0 {
+            z
+        } else {
+            // ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})
+            let momentum = xi
+                .axpy(alpha, &z.sub(&xi))
+                .axpy(1.0 - alpha, &xi.sub(&xi_prev));
+            project_to_ball(geometry, &momentum, rho)
+        };
+        xi_prev = std::mem::replace(&mut xi, next.detach());
+    }
+    // The last iterate is evaluated with a forward pass only.
+    let last = host::scalar(landscape.loss_at(geometry.step(&xi), batch));
+    if !last.is_finite() {
+        return Err(Error::NonFiniteLoss {
+            batch: batch_index,
+            iteration: n,
+            loss: last,
+        });
+    }
+    if last > best_loss {
+        best_loss = last;
+        best_xi = xi;
+        info.best_iteration = n;
+    }
+    info.clean_loss = clean_loss;
+    info.best_loss = best_loss;
+    info.final_step = eta;
+    Ok(Maximum { xi: best_xi, info })
+}
+
+/// A unit-norm random horizontal direction (seeded), for a stationary start.
+fn random_direction<B: AutodiffBackend>(
+    geometry: &Product<B>,
+    like: &Tangent<B>,
+    seed: u64,
+) -> Tangent<B> {
+    let device = like.parts[0].device();
+    B::seed(&device, seed);
+    let z = like.map(|p| {
+        Tensor::random(
+            p.shape(),
+            Distribution::Normal(0.0, 1.0),
+            (&device, p.dtype()),
+        )
+    });
+    let h = geometry.horizontal(&geometry.whiten(&z));
+    let norm = geometry.norm(&h);
+    h.scale_by(&norm.clamp_min(f64::MIN_POSITIVE).recip())
+}
