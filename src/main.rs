@@ -1,1 +1,40 @@
-fn main() {}
+//! `geosharp`: measure symmetry-invariant sharpness from the command line.
+//!
+//! Exit codes: 0 success, 1 a measurement or I/O error (the message says what to do),
+//! 2 invalid arguments (clap's convention).
+
+mod cli;
+
+/// See Cargo.toml: glibc malloc maps and unmaps every large tensor; mimalloc reuses them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use clap::{Parser, Subcommand};
+
+/// Geodesic sharpness: sharpness of a trained network after removing its symmetries.
+#[derive(Debug, Parser)]
+#[command(name = "geosharp", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train diagonal linear networks and correlate their sharpness with test loss (paper §6.1).
+    Diagonal(cli::diagonal::Args),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Diagonal(args) => cli::diagonal::run(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -112,6 +112,23 @@ impl ParamTable {
     }
 }
 
+/// Forces every lazily initialised parameter of `model` to take its value now.
+///
+/// Burn initialises parameters lazily, and cloning a parameter that has not been read yet
+/// gives the clone its own lazy *random* initialiser: `model.clone()` of a fresh module can be
+/// a different model. Constructors in [`crate::models`] call this so that a model is one set of
+/// weights from the moment it exists.
+pub fn materialize<B: Backend, M: Module<B>>(model: M) -> M {
+    struct Materialize;
+    impl<B: Backend> ModuleMapper<B> for Materialize {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+            let (id, value, mapper) = param.consume();
+            Param::from_mapped_value(id, value, mapper)
+        }
+    }
+    model.map(&mut Materialize)
+}
+
 struct Reader<B: Backend> {
     stack: Vec<String>,
     entries: Vec<ParamEntry>,

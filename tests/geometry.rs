@@ -371,11 +371,11 @@ fn an_exact_step_on_a_gl_block_is_refused_with_the_block_named() {
     ];
     let config = GeometryConfig::new(Metric::Inv).with_steps(StepPolicy::all(GeodesicStep::Exact));
     let err = Product::new(&model_layout, base, &config).unwrap_err();
-    assert!(
-        matches!(&err, Error::InBlock { block, .. } if block == "qk"),
-        "{err}"
-    );
-    assert!(err.to_string().contains("provides no 'exp'"), "{err}");
+    let Error::InBlock { block, source, .. } = &err else {
+        panic!("expected an error naming the block, got {err}");
+    };
+    assert_eq!(block, "qk");
+    assert!(source.to_string().contains("provides no 'exp'"), "{source}");
 }
 
 #[test]
@@ -383,4 +383,37 @@ fn geometry_builds_on_the_f64_autodiff_backend_too() {
     let (base, xi) = pair::<B64>(71, 2);
     let g = gl(base.clone(), Metric::Inv);
     assert!(horizontal_residual(&base, &g.horizontal(&xi), Metric::Inv) < 1e-10);
+}
+
+#[test]
+fn the_exact_mix_step_has_a_finite_gradient_where_beta_crosses_zero() {
+    use burn::backend::Autodiff;
+    type A = Autodiff<F32>;
+    let mut rng = StdRng::seed_from_u64(81);
+    let u = batch::<A>(&mut rng, 1, 1, 4).abs().add_scalar(0.5);
+    let v = batch::<A>(&mut rng, 1, 1, 4).abs().add_scalar(0.5);
+    let g = Rescaling::new(
+        "r",
+        vec![u.clone(), v.clone()],
+        Metric::Mix,
+        ZeroWeights::Error,
+    )
+    .unwrap();
+    // ξ = (b u, b v) with b = −½ in every coordinate: s = 1 + 2b = 0 exactly.
+    let xi = vec![
+        u.clone().mul_scalar(-0.5).detach().require_grad(),
+        v.mul_scalar(-0.5).detach().require_grad(),
+    ];
+    let point = g.exp(&xi).unwrap();
+    let loss = (point[0].clone() * point[1].clone()).sum();
+    let grads = loss.backward();
+    for x in &xi {
+        let grad = geosharp::host::to_f64_vec(x.grad(&grads).unwrap());
+        assert!(grad.iter().all(|a| a.is_finite()), "{grad:?}");
+    }
+    let beta = geosharp::host::to_f64_vec(point[0].clone() * point[1].clone());
+    assert!(
+        beta.iter().all(|b| b.abs() < 1e-6),
+        "β = β₀·s must vanish: {beta:?}"
+    );
 }

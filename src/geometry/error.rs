@@ -57,13 +57,14 @@ pub enum Error {
         rcond: f64,
     },
     /// An error raised by one block of a product geometry.
-    #[error("block {index} ('{block}'): {source}")]
+    #[error("block {index} ('{block}')")]
     InBlock {
         /// Index of the block in the layout.
         index: usize,
         /// Name of the block.
         block: String,
         /// What went wrong there.
+        #[source]
         source: Box<Error>,
     },
 }

@@ -18,6 +18,10 @@
 //! quotient geodesic in β is the straight line β₀(1 + 2b) and continues through 0; we follow
 //! it, returning (u·sign(s)√|s|, v√|s|) with s = 1 + 2b, so u ⊙ v = β₀ s always.
 //!
+//! At s = 0 that representative has an infinite derivative in s, although β = β₀ s has none,
+//! and autodiff would produce 0 · ∞ = NaN. Inside the square root |s| is therefore floored at
+//! [`MIX_S_FLOOR`]: β changes by at most 10⁻¹² |β₀| and the gradient stays finite.
+//!
 //! # The exact inv step for non-horizontal ξ
 //! The inv metric is the adaptive metric on (u, v), whose geodesics are coordinatewise
 //! w ⊙ exp(ξ/w) for any ξ; that is what `exp` returns.
@@ -27,6 +31,9 @@ use burn::prelude::{Backend, Tensor};
 use super::base::{GeodesicStep, Geometry, Metric, dot};
 use super::elementwise::{ZeroWeights, check_weights, reciprocal};
 use super::error::Error;
+
+/// Floor of |s| = |1 + 2b| inside the square root of the exact mix step (see the module docs).
+pub const MIX_S_FLOOR: f64 = 1e-12;
 
 /// A GL(1) rescaling pair at a base point (u, v), under the inv or mix metric.
 #[derive(Debug, Clone)]
@@ -137,7 +144,7 @@ impl<B: Backend> Geometry<B> for Rescaling<B> {
         Ok(match self.metric {
             Metric::Mix => {
                 let s = self.ratio(xi).mul_scalar(2.0).add_scalar(1.0);
-                let root = s.clone().abs().sqrt();
+                let root = s.clone().abs().clamp_min(MIX_S_FLOOR).sqrt();
                 vec![
                     self.u().clone() * root.clone() * s.sign(),
                     self.v().clone() * root,

@@ -4,7 +4,8 @@
 //!
 //! * ascent direction: the horizontal Riemannian gradient ĝ = P(grad_R) / ‖P(grad_R)‖_w;
 //! * P_S = horizontal projection, then rescaling into the ρ-ball (rescaling keeps
-//!   horizontality);
+//!   horizontality); since the horizontal space at w is linear, the intermediate point z needs
+//!   only the rescaling, and each new iterate is projected once (against round-off drift);
 //! * z = P_S(ξ_k + η ĝ_k), ξ_{k+1} = P_S(ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})), α = 0.75,
 //!   and ξ_1 = P_S(ξ_0 + η ĝ_0);
 //! * η starts at 2ρ and halves at checkpoints w_j = ⌈p_j N⌉, p₀ = 0, p₁ = 0.22,
@@ -103,10 +104,18 @@ pub fn project_to_ball<B: AutodiffBackend>(
     xi: &Tangent<B>,
     rho: f64,
 ) -> Tangent<B> {
-    let h = geometry.horizontal(xi);
-    // min(1, ρ/‖h‖): a zero norm gives +inf, clamped to 1, and 0·1 = 0.
-    let scale = geometry.norm(&h).recip().mul_scalar(rho).clamp_max(1.0);
-    h.scale_by(&scale)
+    rescale_to_ball(geometry, &geometry.horizontal(xi), rho)
+}
+
+/// Rescales ξ into the ρ-ball of the metric: ξ · min(1, ρ/‖ξ‖_w).
+fn rescale_to_ball<B: AutodiffBackend>(
+    geometry: &Product<B>,
+    xi: &Tangent<B>,
+    rho: f64,
+) -> Tangent<B> {
+    // A zero norm gives +inf, clamped to 1, and 0·1 = 0.
+    let scale = geometry.norm(xi).recip().mul_scalar(rho).clamp_max(1.0);
+    xi.scale_by(&scale)
 }
 
 /// Runs Auto-PGD on one batch. `batch_index` only labels errors; `seed` drives the random
@@ -147,8 +156,15 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
         let gnorm = geometry.norm(&grad);
         let read = host::to_f64_vec(Tensor::cat(vec![loss, gnorm.clone()], 0));
         let (loss, gn) = (read[0], read[1]);
-        if !loss.is_finite() || !gn.is_finite() {
+        if !loss.is_finite() {
             return Err(Error::NonFiniteLoss {
+                batch: batch_index,
+                iteration: k,
+                loss,
+            });
+        }
+        if !gn.is_finite() {
+            return Err(Error::NonFiniteGradient {
                 batch: batch_index,
                 iteration: k,
                 loss,
@@ -186,7 +202,9 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
                 dir = best_dir.clone().expect("set at k = 0");
             }
         }
-        let z = project_to_ball(geometry, &xi.axpy(eta, &dir), rho);
+        // ξ_k and ĝ are horizontal and the horizontal space at w is linear, so z only needs
+        // rescaling; the new iterate is projected once, which removes floating-point drift.
+        let z = rescale_to_ball(geometry, &xi.axpy(eta, &dir), rho);
         let next = if k == 0 {
             z
         } else {

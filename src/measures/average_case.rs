@@ -41,7 +41,7 @@ pub fn average_case<B: AutodiffBackend, M: Objective<B>>(
     progress: &mut dyn Progress,
 ) -> Result<SharpnessReport, Error> {
     check_radius("sigma", config.sigma)?;
-    check_count("samples", config.samples)?;
+    check_count("samples", config.samples, 1)?;
     if batches.is_empty() {
         return Err(Error::EmptyData);
     }

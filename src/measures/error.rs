@@ -14,11 +14,15 @@ pub enum Error {
         /// The value given.
         value: f64,
     },
-    /// A count that must be positive is zero.
-    #[error("{name} must be at least 1")]
-    ZeroCount {
+    /// A count below its minimum.
+    #[error("{name} must be at least {min}, got {found}")]
+    TooFew {
         /// The setting.
         name: &'static str,
+        /// Its minimum.
+        min: usize,
+        /// The value given.
+        found: usize,
     },
     /// No data to measure on.
     #[error("the data set is empty: a sharpness measure needs at least one batch")]
@@ -39,6 +43,20 @@ pub enum Error {
         /// The value read.
         loss: f64,
     },
+    /// The gradient became NaN or infinite (the loss was finite).
+    #[error(
+        "the gradient is not finite at iteration {iteration} of batch {batch} (loss {loss}); the \
+         metric is probably degenerate at this point (weights near zero under a metric that \
+         divides by them): try a smaller --rho or --zero-weights freeze"
+    )]
+    NonFiniteGradient {
+        /// The batch.
+        batch: usize,
+        /// The Auto-PGD iteration.
+        iteration: usize,
+        /// The (finite) loss at that point.
+        loss: f64,
+    },
     /// The geometry could not be built.
     #[error(transparent)]
     Geometry(#[from] geometry::Error),
@@ -56,11 +74,15 @@ pub(crate) fn check_radius(name: &'static str, value: f64) -> Result<(), Error> 
     }
 }
 
-/// Checks that a count is positive.
-pub(crate) fn check_count(name: &'static str, value: usize) -> Result<(), Error> {
-    if value > 0 {
+/// Checks that a count is at least `min`.
+pub(crate) fn check_count(name: &'static str, value: usize, min: usize) -> Result<(), Error> {
+    if value >= min {
         Ok(())
     } else {
-        Err(Error::ZeroCount { name })
+        Err(Error::TooFew {
+            name,
+            min,
+            found: value,
+        })
     }
 }

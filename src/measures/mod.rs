@@ -17,6 +17,7 @@ mod worst_case;
 pub use autopgd::{AutoPgdInfo, AutoPgdParams, Maximum, checkpoints, maximise, project_to_ball};
 pub use average_case::{AverageCase, average_case};
 pub use error::Error;
+pub(crate) use error::check_count;
 pub use landscape::{GradientMode, Landscape};
 pub use objective::Objective;
 pub use progress::{Progress, Silent};

@@ -61,7 +61,7 @@ pub fn worst_case<B: AutodiffBackend, M: Objective<B>>(
     progress: &mut dyn Progress,
 ) -> Result<SharpnessReport, Error> {
     check_radius("rho", config.rho)?;
-    check_count("iterations", config.pgd.iterations)?;
+    check_count("iterations", config.pgd.iterations, 1)?;
     if batches.is_empty() {
         return Err(Error::EmptyData);
     }

@@ -59,7 +59,7 @@ impl TinyAttentionConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> TinyAttention<B> {
         let d = self.d_model;
         let linear = |o| LinearConfig::new(d, o).init(device);
-        TinyAttention {
+        let model = TinyAttention {
             query: linear(d),
             key: linear(d),
             value: linear(d),
@@ -67,7 +67,8 @@ impl TinyAttentionConfig {
             classifier: linear(self.classes),
             heads: self.heads,
             folding: BiasFolding::Fold,
-        }
+        };
+        crate::params::materialize(model)
     }
 }
 

@@ -1,1 +1,3 @@
-//! studies
+//! The paper's studies, as library functions the CLI and the tests call.
+
+pub mod diagonal;

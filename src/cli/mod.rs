@@ -1,0 +1,18 @@
+//! The command-line interface (binary only): argument parsing, progress bars, tables and JSON.
+//! The library never prints; everything user-facing is here.
+
+pub mod diagonal;
+pub mod progress;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+/// The backend the CLI measures with: Burn's ndarray CPU backend with autodiff.
+pub type Backend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+/// Writes `value` as pretty JSON to `path`.
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(value).context("could not serialise the result")?;
+    std::fs::write(path, text + "\n").with_context(|| format!("could not write {}", path.display()))
+}
