@@ -18,6 +18,8 @@
 //! The mathematics, with the paper's errata, is documented beside the code that computes it.
 #![warn(missing_docs)]
 
+pub mod assets;
+pub mod checkpoint;
 pub mod data;
 pub mod geometry;
 pub mod host;
@@ -27,3 +29,5 @@ pub mod params;
 pub mod stats;
 pub mod studies;
 pub mod symmetry;
+pub mod tasks;
+pub mod train;

@@ -23,12 +23,21 @@ struct Cli {
 enum Command {
     /// Train diagonal linear networks and correlate their sharpness with test loss (paper §6.1).
     Diagonal(cli::diagonal::Args),
+    /// Download the real assets (MiniLM checkpoint, MR sentences, Fashion-MNIST) into the cache.
+    Fetch(cli::fetch::Args),
+    /// Adaptive and geodesic sharpness of a BERT checkpoint on MR (the main job).
+    Measure(cli::measure::Args),
+    /// Act on every attention head with A = a·N and compare sharpness (paper §6.2).
+    Invariance(cli::invariance::Args),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Diagonal(args) => cli::diagonal::run(args),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Measure(args) => cli::measure::run(args),
+        Command::Invariance(args) => cli::invariance::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

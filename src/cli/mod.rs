@@ -2,6 +2,9 @@
 //! The library never prints; everything user-facing is here.
 
 pub mod diagonal;
+pub mod fetch;
+pub mod invariance;
+pub mod measure;
 pub mod progress;
 
 use std::path::Path;

@@ -17,9 +17,10 @@
 //! "frame": Gram matrices, inverses, the Sylvester eigenbasis, 1/w) is computed once then, and
 //! the methods take tangent vectors only. All metric factors are evaluated at w, never at a
 //! perturbed point (spec §2). Tangent vectors are slices of the block's parts (see
-//! [`crate::symmetry::BlockLayout`]); scalars stay on the device as one-element tensors.
+//! [`crate::symmetry::BlockLayout`]); scalars stay on the device as one-element f64 tensors.
 
 use burn::prelude::{Backend, Tensor};
+use burn::tensor::DType;
 
 use super::error::Error;
 
@@ -101,7 +102,8 @@ pub trait Geometry<B: Backend> {
     /// The base point's parts.
     fn base(&self) -> &[Tensor<B, 3>];
 
-    /// The metric ⟨u, v⟩_w, a one-element tensor.
+    /// The metric ⟨u, v⟩_w, a one-element tensor accumulated and returned in f64 (whatever the
+    /// dtype of the tangent vectors).
     fn inner(&self, u: &[Tensor<B, 3>], v: &[Tensor<B, 3>]) -> Tensor<B, 1>;
 
     /// The norm ‖u‖_w = √⟨u, u⟩_w.
@@ -176,7 +178,8 @@ pub(crate) fn add<B: Backend>(a: &[Tensor<B, 3>], b: &[Tensor<B, 3>]) -> Vec<Ten
         .collect()
 }
 
-/// Σ (a ⊙ b) over all entries of a pair of tensors, as a one-element tensor.
+/// Σ (a ⊙ b) over all entries of a pair of tensors, accumulated in f64, as a one-element f64
+/// tensor.
 pub(crate) fn dot<B: Backend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> Tensor<B, 1> {
-    (a * b).sum()
+    (a * b).cast(DType::F64).sum()
 }

@@ -16,17 +16,24 @@
 //! There is no symmetry, so `horizontal` is the identity.
 //!
 //! # Zero weights
-//! 1/w is undefined at w = 0. With [`ZeroWeights::Error`] (the default) such a block is
-//! refused with [`Error::ZeroWeight`]. With [`ZeroWeights::Freeze`] the coordinate is held
-//! fixed: 1/w is replaced by 0 there, so the Riemannian gradient w²g, the exact step and the
-//! sampled noise are all zero in that coordinate and it contributes nothing to the norm —
-//! the limit of the constraint ‖δ ⊘ |w|‖ ≤ ρ as wᵢ → 0, and what the reference code computes.
+//! 1/w is undefined at w = 0, and for |w| < [`ZERO_FLOOR`] = 10⁻¹⁶ it overflows in f32 (1/w²
+//! beyond 3·10³⁸, while w² underflows, giving 0·∞ = NaN); such a weight's perturbation budget
+//! ρ|w| is also far below any effect on the loss. Weights below the floor therefore count as
+//! zero. With [`ZeroWeights::Error`] (the default) a block holding one is refused with
+//! [`Error::ZeroWeight`]. With [`ZeroWeights::Freeze`] the coordinate is held fixed: 1/w is
+//! replaced by 0 there, so the Riemannian gradient w²g, the exact step and the sampled noise
+//! are all zero in that coordinate and it contributes nothing to the norm — the limit of the
+//! constraint ‖δ ⊘ |w|‖ ≤ ρ as wᵢ → 0, and what the reference code computes.
 
 use burn::prelude::{Backend, Tensor};
 
 use super::base::{GeodesicStep, Geometry, dot};
 use super::error::Error;
 use crate::host;
+
+/// Weights with |w| below this count as zero under metrics that divide by them (see the module
+/// docs).
+pub const ZERO_FLOOR: f64 = 1e-16;
 
 /// What to do with weights that are exactly zero under a metric that divides by them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -52,9 +59,9 @@ impl std::str::FromStr for ZeroWeights {
     }
 }
 
-/// Per-part reciprocals of a base point: 1/w with 0 at frozen zeros.
+/// Per-part reciprocals of a base point: 1/w, with 0 where |w| < [`ZERO_FLOOR`].
 pub(crate) fn reciprocal<B: Backend>(w: &Tensor<B, 3>) -> Tensor<B, 3> {
-    let zero = w.clone().equal_elem(0.0);
+    let zero = w.clone().abs().lower_elem(ZERO_FLOOR);
     w.clone()
         .mask_fill(zero.clone(), 1.0)
         .recip()
@@ -80,10 +87,13 @@ pub(crate) fn check_weights<B: Backend>(
         return Ok(());
     }
     for w in parts {
-        let count = host::scalar(w.clone().equal_elem(0.0).int().sum().float());
+        let count = host::scalar(w.clone().abs().lower_elem(ZERO_FLOOR).int().sum().float());
         if count > 0.0 {
             let values = host::to_f64_vec(w.clone());
-            let first = values.iter().position(|&x| x == 0.0).unwrap_or(0);
+            let first = values
+                .iter()
+                .position(|x| x.abs() < ZERO_FLOOR)
+                .unwrap_or(0);
             return Err(Error::ZeroWeight {
                 block: block.to_string(),
                 count: count as usize,

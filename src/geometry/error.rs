@@ -17,8 +17,9 @@ pub enum Error {
     },
     /// Exactly-zero weights under a metric that divides by the weight.
     #[error(
-        "block '{block}' has {count} exactly-zero weights (first at flat index {first}); the \
-         adaptive metric 1/w² is undefined there. Set `zero_weights` to `freeze` \
+        "block '{block}' has {count} weights that are zero or below 1e-16 in magnitude (first \
+         at flat index {first}); the adaptive metric 1/w² is undefined there. Set `zero_weights` \
+         to `freeze` \
          (CLI: --zero-weights freeze) to hold them fixed, as the reference adaptive-sharpness \
          code does"
     )]

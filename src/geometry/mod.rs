@@ -19,7 +19,7 @@ mod tangent;
 
 pub use attention_gl::AttentionGl;
 pub use base::{GeodesicStep, Geometry, Metric};
-pub use elementwise::{Elementwise, ZeroWeights};
+pub use elementwise::{Elementwise, ZERO_FLOOR, ZeroWeights};
 pub use error::Error;
 pub use product::{GeometryConfig, Product, StepPolicy};
 pub use rescaling::Rescaling;

@@ -44,10 +44,13 @@ impl<B: Backend> Tangent<B> {
         self.map(|p| p.mul_scalar(a))
     }
 
-    /// s · self for a one-element device tensor s (no host round trip).
+    /// s · self for a one-element device tensor s of any float dtype (no host round trip).
     pub fn scale_by(&self, s: &Tensor<B, 1>) -> Self {
         let s = s.clone().reshape([1, 1, 1]);
-        self.map(|p| p * s.clone())
+        self.map(|p| {
+            let dtype = p.dtype();
+            p * s.clone().cast(dtype)
+        })
     }
 
     /// Detached copy (no autodiff history).

@@ -22,12 +22,14 @@
 //! ascent direction; the first step then goes along a seeded random horizontal direction.
 
 use burn::prelude::Tensor;
-use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{DType, Distribution};
 
 use super::error::Error;
 use super::landscape::{GradientMode, Landscape};
 use super::objective::Objective;
+use super::progress::Progress;
+use super::worst_case::WorstCase;
 use crate::geometry::{Product, Tangent};
 use crate::host;
 
@@ -118,17 +120,18 @@ fn rescale_to_ball<B: AutodiffBackend>(
     xi.scale_by(&scale)
 }
 
-/// Runs Auto-PGD on one batch. `batch_index` only labels errors; `seed` drives the random
-/// direction of a stationary start.
+/// Runs Auto-PGD on one batch with the radius, tuning and seed of `config`. `batch_index` labels
+/// errors and offsets the seed of a stationary start; `progress` advances once per iteration.
 pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
     landscape: &Landscape<B, M>,
     geometry: &Product<B>,
     batch: &M::Batch,
-    rho: f64,
-    params: &AutoPgdParams,
+    config: &WorstCase,
     batch_index: usize,
-    seed: u64,
+    progress: &mut dyn Progress,
 ) -> Result<Maximum<B>, Error> {
+    let (rho, params) = (config.rho, &config.pgd);
+    let seed = config.seed.wrapping_add(1_000_003 * batch_index as u64);
     let n = params.iterations;
     let checkpoints = checkpoints(n);
     let alpha = params.momentum;
@@ -154,7 +157,7 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
         let (loss, egrad) = landscape.loss_and_gradient(geometry, &xi, batch, params.gradient);
         let grad = geometry.horizontal(&geometry.riemannian_gradient(&egrad));
         let gnorm = geometry.norm(&grad);
-        let read = host::to_f64_vec(Tensor::cat(vec![loss, gnorm.clone()], 0));
+        let read = host::to_f64_vec(Tensor::cat(vec![loss.cast(DType::F64), gnorm.clone()], 0));
         let (loss, gn) = (read[0], read[1]);
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss {
@@ -215,6 +218,7 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
             project_to_ball(geometry, &momentum, rho)
         };
         xi_prev = std::mem::replace(&mut xi, next.detach());
+        progress.advance(1);
     }
     // The last iterate is evaluated with a forward pass only.
     let last = host::scalar(landscape.loss_at(geometry.step(&xi), batch));

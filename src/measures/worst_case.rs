@@ -68,27 +68,17 @@ pub fn worst_case<B: AutodiffBackend, M: Objective<B>>(
     let start = Instant::now();
     let geometry = landscape.geometry(&config.geometry)?;
     let label = config.geometry.metric.measure_name();
-    progress.begin(label, batches.len() as u64);
+    progress.begin(label, (batches.len() * config.pgd.iterations) as u64);
     let (mut per_batch, mut clean) = (Vec::new(), Vec::new());
     let mut shares = vec![0.0; geometry.len()];
     for (b, batch) in batches.iter().enumerate() {
-        let seed = config.seed.wrapping_add(1_000_003 * b as u64);
-        let max = maximise(
-            landscape,
-            &geometry,
-            batch,
-            config.rho,
-            &config.pgd,
-            b,
-            seed,
-        )?;
+        let max = maximise(landscape, &geometry, batch, config, b, progress)?;
         per_batch.push(max.info.best_loss - max.info.clean_loss);
         clean.push(max.info.clean_loss);
         let norms = host::to_f64_vec(Tensor::cat(geometry.block_sq_norms(&max.xi), 0));
         for (s, n) in shares.iter_mut().zip(norms) {
             *s += n / (config.rho * config.rho) / batches.len() as f64;
         }
-        progress.advance(1);
     }
     progress.end();
     let (sharpness, std) = mean_std(&per_batch);

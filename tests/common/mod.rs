@@ -1,6 +1,8 @@
 //! Small models with closed-form sharpness, shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod assets;
+
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
 use burn::prelude::{Backend, Tensor, TensorData};

@@ -1,0 +1,165 @@
+//! `geosharp measure`: adaptive and geodesic sharpness of a BERT checkpoint on MR.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use geosharp::assets::{self, Asset, Cache};
+use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
+use geosharp::measures::{Landscape, SharpnessReport, WorstCase, worst_case};
+use geosharp::symmetry::Symmetric;
+use geosharp::tasks::{MrOptions, MrTask};
+use serde::Serialize;
+
+use super::progress::Bars;
+use super::{Backend, write_json};
+
+/// Arguments of `geosharp measure`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Checkpoint directory (config.json, model.safetensors; optional tokenizer.json, head.mpk).
+    /// Default: the fetched all-MiniLM-L6-v2 with its MR head (fetched and fitted if missing).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Data set: mr (MR movie-review sentences).
+    #[arg(long, default_value = "mr", value_parser = ["mr"])]
+    data: String,
+    /// Which geometries to measure.
+    #[arg(long, default_value = "all", value_parser = ["adaptive", "inv", "mix", "all"])]
+    geometry: String,
+    /// Radius ρ of the worst-case ball in the metric.
+    #[arg(long, default_value_t = 0.1)]
+    rho: f64,
+    /// Auto-PGD iterations per batch.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Training sentences to measure on.
+    #[arg(long, default_value_t = 1024)]
+    points: usize,
+    /// Sentences per batch (m of m-sharpness).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Seed of the train/test split (and of Auto-PGD's random start, if needed).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Exactly-zero weights under the adaptive metric: freeze (hold them fixed, as the reference
+    /// adaptive-sharpness code does; all-MiniLM-L6-v2 has 3 in its word embeddings) or error.
+    #[arg(long, default_value = "freeze")]
+    zero_weights: ZeroWeights,
+    /// Fit a missing head on at most this many training sentences (default: all).
+    #[arg(long)]
+    head_train_limit: Option<usize>,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Output<'a> {
+    checkpoint: String,
+    data: &'a str,
+    points: usize,
+    batch: usize,
+    head: String,
+    results: Vec<SharpnessReport>,
+}
+
+/// The metrics selected by `--geometry`.
+pub fn metrics(geometry: &str) -> Vec<Metric> {
+    match geometry {
+        "adaptive" => vec![Metric::Adaptive],
+        "inv" => vec![Metric::Inv],
+        "mix" => vec![Metric::Mix],
+        _ => vec![Metric::Adaptive, Metric::Inv, Metric::Mix],
+    }
+}
+
+/// Loads the MR task for `checkpoint` (the fetched MiniLM by default), fetching what is missing.
+pub fn load_task(
+    checkpoint: Option<&PathBuf>,
+    options: &MrOptions,
+) -> anyhow::Result<(PathBuf, MrTask<Backend>)> {
+    let cache = Cache::from_env();
+    let dir = match checkpoint {
+        Some(dir) => dir.clone(),
+        None => {
+            assets::fetch(&cache, Asset::MiniLm, &mut |l| eprintln!("{l}"))
+                .context("fetching the default checkpoint")?;
+            cache.minilm()
+        }
+    };
+    assets::fetch(&cache, Asset::MovieReviews, &mut |l| eprintln!("{l}"))
+        .context("fetching the MR sentences")?;
+    let task = MrTask::load(
+        &dir,
+        &cache,
+        options,
+        &Default::default(),
+        &mut Bars::default(),
+    )
+    .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+    if let Some(r) = &task.head_report {
+        eprintln!(
+            "fitted a head on {} sentences: train accuracy {:.1} %, test accuracy {:.1} % ({:.0} s); saved to {}",
+            r.train_size,
+            100.0 * r.train_accuracy,
+            100.0 * r.test_accuracy,
+            r.seconds,
+            task.head_file.display()
+        );
+    }
+    Ok((dir, task))
+}
+
+/// Runs the measurement and prints the table.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let options = MrOptions {
+        split_seed: args.seed,
+        head_train_limit: args.head_train_limit,
+        ..MrOptions::default()
+    };
+    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
+    let device = Default::default();
+    let batches = task.batches(args.points, args.batch, &device)?;
+    let landscape = Landscape::new(task.model.clone(), &task.model.symmetries())?;
+    let mut results = Vec::new();
+    for metric in metrics(&args.geometry) {
+        let mut config = WorstCase::new(
+            args.rho,
+            GeometryConfig::new(metric).with_zero_weights(args.zero_weights),
+        )
+        .with_iterations(args.iters);
+        config.seed = args.seed;
+        let report = worst_case(&landscape, &batches, &config, &mut Bars::default())
+            .with_context(|| format!("measuring {} sharpness", metric.measure_name()))?;
+        results.push(report);
+    }
+    println!(
+        "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)\n",
+        dir.display(),
+        batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>(),
+        args.batch,
+        args.iters
+    );
+    println!(
+        "{:<14} {:>6} {:>24} {:>11} {:>9}",
+        "measure", "ρ", "sharpness (mean ± std)", "clean loss", "time"
+    );
+    for r in &results {
+        println!(
+            "{:<14} {:>6} {:>13.5} ± {:<8.5} {:>11.4} {:>8.1}s",
+            r.geometry, r.rho, r.sharpness, r.std, r.clean_loss, r.seconds
+        );
+    }
+    if let Some(path) = &args.json {
+        let output = Output {
+            checkpoint: dir.display().to_string(),
+            data: &args.data,
+            points: args.points,
+            batch: args.batch,
+            head: task.head_file.display().to_string(),
+            results,
+        };
+        write_json(path, &output)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,207 @@
+//! The invariance experiment (Hide & Seek §6.2): reparametrise every attention head by
+//! A = a·N and compare the sharpness of the moved model with that of the original.
+//!
+//! For each scale a, every head gets A = a·N with N an h×h standard Gaussian matrix; the QK and
+//! the VO pair of one head (blocks named `….qk` and `….vo` with the same prefix) share their A.
+//! The loss must not change; geodesic sharpness must not change either; adaptive sharpness,
+//! which is blind to GL(h), does. Reported: the relative change of the clean loss and, per
+//! measure, the ratio of its value at the moved weights to its value at the original weights.
+//!
+//! If N were drawn once and reused across scales, a alone would be a GL(1) rescaling that
+//! adaptive sharpness absorbs, and its ratio would be the same at every a; by default a fresh N
+//! is drawn per scale ([`NoiseDraw::PerScale`]), which shows the spread.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use nalgebra::DMatrix;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+
+use crate::geometry::{GeometryConfig, Metric, ZeroWeights};
+use crate::host::scalar;
+use crate::measures::{self, Landscape, Objective, Progress, Silent, WorstCase, worst_case};
+use crate::symmetry::{BlockKind, GroupElement, Symmetric, act};
+
+/// How the Gaussian factor N is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseDraw {
+    /// A fresh N per scale (the default).
+    PerScale,
+    /// One N, reused at every scale.
+    Shared,
+}
+
+/// Settings of the experiment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvarianceConfig {
+    /// The scales a.
+    pub scales: Vec<f64>,
+    /// ρ of every measure.
+    pub rho: f64,
+    /// Auto-PGD iterations.
+    pub iterations: usize,
+    /// Seed of the Gaussian factors.
+    pub seed: u64,
+    /// Fresh or shared N.
+    pub noise: NoiseDraw,
+    /// Zero-weight policy of the adaptive metric.
+    pub zero_weights: ZeroWeights,
+}
+
+impl Default for InvarianceConfig {
+    fn default() -> Self {
+        Self {
+            scales: vec![1e-2, 1e-1, 1.0, 1e1, 1e2],
+            rho: 0.1,
+            iterations: 20,
+            seed: 0,
+            noise: NoiseDraw::PerScale,
+            zero_weights: ZeroWeights::Freeze,
+        }
+    }
+}
+
+/// Ratios of each measure at the moved weights to its value at the original weights.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ratios {
+    /// Adaptive sharpness.
+    pub adaptive: Vec<f64>,
+    /// Geodesic sharpness, inv.
+    pub geodesic_inv: Vec<f64>,
+    /// Geodesic sharpness, mix.
+    pub geodesic_mix: Vec<f64>,
+}
+
+/// The experiment's result.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InvarianceReport {
+    /// The scales a.
+    pub scales: Vec<f64>,
+    /// |L(moved) − L(original)| / L(original), mean loss over the batches.
+    pub loss_rel_change: Vec<f64>,
+    /// Sharpness ratios per scale.
+    pub ratios: Ratios,
+    /// Sharpness at the original weights (adaptive, inv, mix).
+    pub original: [f64; 3],
+    /// Which N was used.
+    pub noise: NoiseDraw,
+    /// Settings.
+    pub settings: InvarianceConfig,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+const METRICS: [Metric; 3] = [Metric::Adaptive, Metric::Inv, Metric::Mix];
+
+fn sharpness<B: AutodiffBackend, M: Objective<B> + Symmetric>(
+    model: &M,
+    batches: &[M::Batch],
+    config: &InvarianceConfig,
+    progress: &mut dyn Progress,
+) -> Result<[f64; 3], measures::Error> {
+    let landscape = Landscape::new(model.clone(), &model.symmetries())?;
+    let mut out = [0.0; 3];
+    for (value, metric) in out.iter_mut().zip(METRICS) {
+        let geometry = GeometryConfig::new(metric).with_zero_weights(config.zero_weights);
+        let wc = WorstCase::new(config.rho, geometry).with_iterations(config.iterations);
+        *value = worst_case(&landscape, batches, &wc, &mut Silent)?.sharpness;
+        progress.advance(1);
+    }
+    Ok(out)
+}
+
+fn mean_loss<B: AutodiffBackend, M: Objective<B>>(model: &M, batches: &[M::Batch]) -> f64 {
+    batches.iter().map(|b| scalar(model.loss(b))).sum::<f64>() / batches.len() as f64
+}
+
+/// `model` with every head of every GL(h) block acted on by a·N (shared by the `.qk` and `.vo`
+/// blocks of a head).
+pub fn reparametrise<B: AutodiffBackend, M: Objective<B> + Symmetric>(
+    model: &M,
+    scale: f64,
+    rng: &mut StdRng,
+) -> Result<M, measures::Error> {
+    let landscape = Landscape::new(model.clone(), &model.symmetries())?;
+    let layout = landscape.layout();
+    let mut factors: HashMap<String, Vec<DMatrix<f64>>> = HashMap::new();
+    let mut parts = landscape.base().to_vec();
+    for (b, block) in layout.blocks().iter().enumerate() {
+        let BlockKind::GlPair {
+            heads, head_dim, ..
+        } = block.kind
+        else {
+            continue;
+        };
+        let group = block
+            .name
+            .strip_suffix(".qk")
+            .or_else(|| block.name.strip_suffix(".vo"))
+            .unwrap_or(&block.name)
+            .to_string();
+        let per_head = factors
+            .entry(group)
+            .or_insert_with(|| {
+                (0..heads)
+                    .map(|_| {
+                        DMatrix::from_fn(head_dim, head_dim, |_, _| {
+                            scale * Distribution::<f64>::sample(&StandardNormal, rng)
+                        })
+                    })
+                    .collect()
+            })
+            .clone();
+        parts = act(layout, parts, b, &GroupElement::Gl(per_head))?;
+    }
+    Ok(landscape.model_at(parts))
+}
+
+/// Runs the experiment on `model` and `batches`.
+pub fn run<B: AutodiffBackend, M: Objective<B> + Symmetric>(
+    model: &M,
+    batches: &[M::Batch],
+    config: &InvarianceConfig,
+    progress: &mut dyn Progress,
+) -> Result<InvarianceReport, measures::Error> {
+    if batches.is_empty() {
+        return Err(measures::Error::EmptyData);
+    }
+    let start = Instant::now();
+    progress.begin("invariance", (3 * (config.scales.len() + 1)) as u64);
+    let original = sharpness(model, batches, config, progress)?;
+    let loss0 = mean_loss(model, batches);
+    let mut ratios = Ratios {
+        adaptive: Vec::new(),
+        geodesic_inv: Vec::new(),
+        geodesic_mix: Vec::new(),
+    };
+    let mut loss_rel_change = Vec::new();
+    for (i, &scale) in config.scales.iter().enumerate() {
+        // Shared: the same N (up to the scale) at every a; per scale: a fresh N each time.
+        let seed = match config.noise {
+            NoiseDraw::Shared => config.seed,
+            NoiseDraw::PerScale => config.seed.wrapping_add(i as u64 + 1),
+        };
+        let moved = reparametrise(model, scale, &mut StdRng::seed_from_u64(seed))?;
+        loss_rel_change
+            .push((mean_loss(&moved, batches) - loss0).abs() / loss0.abs().max(f64::MIN_POSITIVE));
+        let s = sharpness(&moved, batches, config, progress)?;
+        ratios.adaptive.push(s[0] / original[0]);
+        ratios.geodesic_inv.push(s[1] / original[1]);
+        ratios.geodesic_mix.push(s[2] / original[2]);
+    }
+    progress.end();
+    Ok(InvarianceReport {
+        scales: config.scales.clone(),
+        loss_rel_change,
+        ratios,
+        original,
+        noise: config.noise,
+        settings: config.clone(),
+        seconds: start.elapsed().as_secs_f64(),
+    })
+}
