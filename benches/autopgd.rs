@@ -64,13 +64,9 @@ fn main() {
         landscape.table().numel()
     );
     let metrics = [Metric::Adaptive, Metric::Inv, Metric::Mix];
+    // The model's own forward and backward pass (its parameters require gradients).
     let fwd_bwd = || {
-        let leaves = landscape
-            .base()
-            .iter()
-            .map(|p| p.clone().detach().require_grad())
-            .collect();
-        let _ = landscape.model_at(leaves).loss(&data).backward();
+        let _ = model.loss(&data).backward();
     };
     fwd_bwd();
     let (mut base, mut frames, mut runs) = (Vec::new(), vec![Vec::new(); 3], vec![Vec::new(); 3]);

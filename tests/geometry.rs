@@ -417,3 +417,58 @@ fn the_exact_mix_step_has_a_finite_gradient_where_beta_crosses_zero() {
         "β = β₀·s must vanish: {beta:?}"
     );
 }
+
+#[test]
+fn every_step_vjp_matches_a_central_difference_of_the_step() {
+    // ⟨c, (v(ξ + εδ) − v(ξ − εδ)) / 2ε⟩ = ⟨J_v(ξ)ᵀ c, δ⟩ for random ξ, δ, c.
+    let sum_dot = |a: &[Tensor<F64, 3>], b: &[Tensor<F64, 3>]| -> f64 {
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| scalar((a.clone() * b.clone()).sum()))
+            .sum()
+    };
+    let mut checked = 0;
+    for (g, u, v) in every_geometry(91) {
+        let xi: Vec<_> = u.iter().map(|p| p.clone().mul_scalar(0.05)).collect();
+        let delta = v.clone();
+        let c: Vec<_> = v
+            .iter()
+            .zip(&u)
+            .map(|(a, b)| a.clone() - b.clone().mul_scalar(0.3))
+            .collect();
+        for step in [
+            GeodesicStep::FirstOrder,
+            GeodesicStep::SecondOrder,
+            GeodesicStep::Exact,
+        ] {
+            let Ok(vjp) = g.step_vjp(&xi, step, &c) else {
+                assert!(g.exp(&xi).is_err(), "{}: exp without exp_vjp", g.name());
+                continue;
+            };
+            let eps = 1e-6;
+            let shifted = |s: f64| -> Vec<Tensor<F64, 3>> {
+                let x: Vec<_> = xi
+                    .iter()
+                    .zip(&delta)
+                    .map(|(x, d)| x.clone() + d.clone().mul_scalar(s))
+                    .collect();
+                g.step(&x, step).unwrap()
+            };
+            let (plus, minus) = (shifted(eps), shifted(-eps));
+            let diff: Vec<_> = plus
+                .iter()
+                .zip(&minus)
+                .map(|(p, m)| (p.clone() - m.clone()).div_scalar(2.0 * eps))
+                .collect();
+            let (fd, analytic) = (sum_dot(&c, &diff), sum_dot(&vjp, &delta));
+            assert!(
+                (fd - analytic).abs() < 1e-6 * fd.abs().max(1.0),
+                "{} {step:?}: finite difference {fd} vs vjp {analytic}",
+                g.name()
+            );
+            checked += 1;
+        }
+    }
+    // 6 geometries × first and second order, plus exact for the four that have it.
+    assert_eq!(checked, 16);
+}

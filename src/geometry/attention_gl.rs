@@ -240,6 +240,55 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         }))
     }
 
+    fn christoffel_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let (xg, xh) = (f64(&xi[0]), f64(&xi[1]));
+        let (cg, ch) = (f64(&c[0]), f64(&c[1]));
+        let (g, h) = (self.g(), self.h());
+        let sym2 = |x: Tensor<B, 3>| x.clone() + t(x);
+        Ok(self.back(match self.metric {
+            // Γ_G = (ξ_G M_H − G ξ_Hᵀξ_H) S_H⁻¹ and Γ_H = (ξ_H M_G − H ξ_Gᵀξ_G) S_G⁻¹, M = ξᵀW + Wᵀξ.
+            // With D = C S⁻¹ of one side (W its factor, ξ_W its tangent) and the other side (V, ξ_V):
+            // δ_W gets D M_V; δ_V gets V (R + Rᵀ) − ξ_V (T + Tᵀ), R = Dᵀ ξ_W, T = Dᵀ W.
+            Metric::Mix => {
+                let dg = cg.matmul(self.sh_inv.clone());
+                let dh = ch.matmul(self.sg_inv.clone());
+                let from_g = |d: &Tensor<B, 3>,
+                              w: &Tensor<B, 3>,
+                              xw: &Tensor<B, 3>,
+                              v: &Tensor<B, 3>,
+                              xv: &Tensor<B, 3>| {
+                    let own = d.clone().matmul(sym(xv.clone(), v.clone()));
+                    let r = t(d.clone()).matmul(xw.clone());
+                    let tt = t(d.clone()).matmul(w.clone());
+                    let other = v.clone().matmul(sym2(r)) - xv.clone().matmul(sym2(tt));
+                    (own, other)
+                };
+                let (g_own, h_from_g) = from_g(&dg, &g, &xg, &h, &xh);
+                let (h_own, g_from_h) = from_g(&dh, &h, &xh, &g, &xg);
+                [g_own + g_from_h, h_own + h_from_g]
+            }
+            // Γ = −ξ S⁻¹ M + W S⁻¹ ξᵀξ per side; a = −C M S⁻¹ − W (P + Pᵀ) + ξ (Q + Qᵀ),
+            // P = Cᵀ ξ S⁻¹, Q = Cᵀ W S⁻¹.
+            _ => {
+                let side =
+                    |x: Tensor<B, 3>, w: Tensor<B, 3>, cc: Tensor<B, 3>, s_inv: Tensor<B, 3>| {
+                        let m = sym(x.clone(), w.clone());
+                        let p = t(cc.clone()).matmul(x.clone()).matmul(s_inv.clone());
+                        let q = t(cc.clone()).matmul(w.clone()).matmul(s_inv.clone());
+                        -cc.matmul(m).matmul(s_inv) - w.matmul(sym2(p)) + x.matmul(sym2(q))
+                    };
+                [
+                    side(xg, g, cg, self.sg_inv.clone()),
+                    side(xh, h, ch, self.sh_inv.clone()),
+                ]
+            }
+        }))
+    }
+
     fn default_step(&self) -> GeodesicStep {
         GeodesicStep::SecondOrder
     }

@@ -9,7 +9,7 @@
 //!
 //! | consumer | methods |
 //! |---|---|
-//! | worst-case sharpness (Auto-PGD) | `riemannian_gradient`, `horizontal`, `norm`, `step` (hence `christoffel` or `exp`) |
+//! | worst-case sharpness (Auto-PGD) | `riemannian_gradient`, `horizontal`, `norm`, `step` and `step_vjp` (hence `christoffel` and `christoffel_vjp`, or `exp` and `exp_vjp`) |
 //! | average-case sharpness | `whiten`, `horizontal`, `step` |
 //! | geodesic SAM | `riemannian_gradient`, `norm`, `step` |
 //!
@@ -161,6 +161,50 @@ pub trait Geometry<B: Backend> {
                     .collect())
             }
             GeodesicStep::Exact => self.exp(xi),
+        }
+    }
+
+    /// The vector–Jacobian product of Γ: for a cotangent c, the a with
+    /// ⟨a, δ⟩ = ⟨c, DΓ_ξ[δ]⟩ for every δ, where DΓ_ξ[δ] = d/dε Γ(ξ + εδ, ξ + εδ) at ε = 0.
+    fn christoffel_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let _ = (xi, c);
+        Err(Error::Unsupported {
+            geometry: self.name(),
+            op: "christoffel_vjp",
+        })
+    }
+
+    /// The vector–Jacobian product of exp_w at ξ: J_exp(ξ)ᵀ c.
+    fn exp_vjp(&self, xi: &[Tensor<B, 3>], c: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let _ = (xi, c);
+        Err(Error::Unsupported {
+            geometry: self.name(),
+            op: "exp_vjp",
+        })
+    }
+
+    /// ∂L/∂ξ from ∂L/∂v at v = v(ξ): J_v(ξ)ᵀ c, the gradient through the step that worst-case
+    /// sharpness follows. First order: c; second order: c − ½ (DΓ_ξ)ᵀ c; exact: J_expᵀ c.
+    fn step_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        method: GeodesicStep,
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        match method {
+            GeodesicStep::FirstOrder => Ok(c.to_vec()),
+            GeodesicStep::SecondOrder => {
+                let a = self.christoffel_vjp(xi, c)?;
+                Ok(c.iter()
+                    .zip(a)
+                    .map(|(c, a)| c.clone() - a.mul_scalar(0.5))
+                    .collect())
+            }
+            GeodesicStep::Exact => self.exp_vjp(xi, c),
         }
     }
 

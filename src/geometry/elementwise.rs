@@ -208,6 +208,36 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
         })
     }
 
+    fn christoffel_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        Ok(match &self.frame {
+            // DΓ[δ] = −2ξδ/w, self-adjoint: a = −2 ξ c / w.
+            Some(f) => xi
+                .iter()
+                .zip(c)
+                .zip(&f.inv_w)
+                .map(|((x, c), r)| -(x.clone() * c.clone() * r.clone()).mul_scalar(2.0))
+                .collect(),
+            None => c.iter().map(Tensor::zeros_like).collect(),
+        })
+    }
+
+    fn exp_vjp(&self, xi: &[Tensor<B, 3>], c: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        Ok(match &self.frame {
+            // d/dξ w·exp(ξ/w) = exp(ξ/w).
+            Some(f) => xi
+                .iter()
+                .zip(c)
+                .zip(&f.inv_w)
+                .map(|((x, c), r)| c.clone() * (x.clone() * r.clone()).exp())
+                .collect(),
+            None => c.to_vec(),
+        })
+    }
+
     fn default_step(&self) -> GeodesicStep {
         GeodesicStep::FirstOrder
     }

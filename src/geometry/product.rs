@@ -87,6 +87,7 @@ impl GeometryConfig {
 /// The product geometry of all blocks at one base point.
 pub struct Product<B: Backend> {
     blocks: Vec<Box<dyn Geometry<B>>>,
+    active: Vec<bool>,
     steps: Vec<GeodesicStep>,
     ranges: Vec<Range<usize>>,
     names: Vec<String>,
@@ -139,26 +140,44 @@ impl<B: Backend> Product<B> {
                 ),
             };
             let step = step.unwrap_or_else(|| geometry.default_step());
-            // Refuse an unsupported step now, naming the block, not mid-measurement.
-            if step == GeodesicStep::Exact {
-                let zero = Tangent::zeros_like(geometry.base());
-                geometry.exp(&zero.parts).map_err(|e| Error::InBlock {
+            // Refuse an unsupported step (or its derivative) now, naming the block, not
+            // mid-measurement.
+            let zero = Tangent::zeros_like(geometry.base());
+            geometry
+                .step(&zero.parts, step)
+                .and_then(|_| geometry.step_vjp(&zero.parts, step, &zero.parts))
+                .map_err(|e| Error::InBlock {
                     index: b,
                     block: block.name.clone(),
                     source: Box::new(e),
                 })?;
-            }
             blocks.push(geometry);
             steps.push(step);
             ranges.push(range);
             names.push(block.name.clone());
         }
         Ok(Self {
+            active: vec![true; blocks.len()],
             blocks,
             steps,
             ranges,
             names,
         })
+    }
+
+    /// The same geometry with only the blocks whose name satisfies `keep` perturbed: the
+    /// Riemannian gradient, the horizontal projection and sampled noise are zero on the
+    /// others, so a solver never moves them and their step stays at w. Returns the geometry
+    /// and the number of blocks kept.
+    pub fn restrict(mut self, keep: impl Fn(&str) -> bool) -> (Self, usize) {
+        self.active = self.names.iter().map(|n| keep(n)).collect();
+        let kept = self.active.iter().filter(|a| **a).count();
+        (self, kept)
+    }
+
+    /// Whether block `b` is perturbed.
+    pub fn is_active(&self, b: usize) -> bool {
+        self.active[b]
     }
 
     /// Number of blocks.
@@ -195,6 +214,7 @@ impl<B: Backend> Product<B> {
         &u.parts[self.ranges[b].clone()]
     }
 
+    /// Applies `f` to every active block's parts; inactive blocks get zeros.
     fn per_block(
         &self,
         u: &Tangent<B>,
@@ -202,7 +222,14 @@ impl<B: Backend> Product<B> {
     ) -> Tangent<B> {
         Tangent::new(
             (0..self.len())
-                .flat_map(|b| f(b, self.parts(b, u)))
+                .flat_map(|b| {
+                    let parts = self.parts(b, u);
+                    if self.active[b] {
+                        f(b, parts)
+                    } else {
+                        parts.iter().map(Tensor::zeros_like).collect()
+                    }
+                })
                 .collect(),
         )
     }
@@ -248,6 +275,24 @@ impl<B: Backend> Product<B> {
     /// Maps standard normal coordinates to a metric-standard-normal tangent (not projected).
     pub fn whiten(&self, z: &Tangent<B>) -> Tangent<B> {
         self.per_block(z, |b, p| self.blocks[b].whiten(p))
+    }
+
+    /// ∂L/∂ξ from ∂L/∂v at v = v(ξ), block by block through each block's step (zero on
+    /// inactive blocks).
+    pub fn step_vjp(&self, xi: &Tangent<B>, cotangent: &Tangent<B>) -> Tangent<B> {
+        Tangent::new(
+            (0..self.len())
+                .flat_map(|b| {
+                    let c = self.parts(b, cotangent);
+                    if !self.active[b] {
+                        return c.iter().map(Tensor::zeros_like).collect();
+                    }
+                    self.blocks[b]
+                        .step_vjp(self.parts(b, xi), self.steps[b], c)
+                        .expect("steps are validated when the product is built")
+                })
+                .collect(),
+        )
     }
 
     /// v(ξ): every block's configured geodesic step (parts of a point).

@@ -157,6 +157,57 @@ impl<B: Backend> Geometry<B> for Rescaling<B> {
         })
     }
 
+    fn christoffel_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let (xu, xv, cu, cv) = (&xi[0], &xi[1], &c[0], &c[1]);
+        let (iu, iv) = (&self.inv_u, &self.inv_v);
+        Ok(match self.metric {
+            // DΓ_u[δ] = 2(δ_u ξ_v + ξ_u δ_v)/v − 2u ξ_v δ_v/v², DΓ_v[δ] = 2(δ_u ξ_v + ξ_u δ_v)/u − 2v ξ_u δ_u/u².
+            Metric::Mix => vec![
+                (cu.clone() * xv.clone() * iv.clone()
+                    + cv.clone()
+                        * (xv.clone() * iu.clone()
+                            - self.v().clone() * xu.clone() * iu.clone().square()))
+                .mul_scalar(2.0),
+                (cu.clone()
+                    * (xu.clone() * iv.clone()
+                        - self.u().clone() * xv.clone() * iv.clone().square())
+                    + cv.clone() * xu.clone() * iu.clone())
+                .mul_scalar(2.0),
+            ],
+            // DΓ[δ] = −2ξδ/w per side.
+            _ => vec![
+                -(xu.clone() * cu.clone() * iu.clone()).mul_scalar(2.0),
+                -(xv.clone() * cv.clone() * iv.clone()).mul_scalar(2.0),
+            ],
+        })
+    }
+
+    fn exp_vjp(&self, xi: &[Tensor<B, 3>], c: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        let (iu, iv) = (&self.inv_u, &self.inv_v);
+        Ok(match self.metric {
+            Metric::Mix => {
+                // u' = u·sign(s)·r, v' = v·r, r = √max(|s|, floor), s = 1 + ξ_u/u + ξ_v/v:
+                // ∂L/∂s = (c_u u + c_v v sign(s)) / (2r) where |s| > floor, else 0.
+                let s = self.ratio(xi).mul_scalar(2.0).add_scalar(1.0);
+                let live = s.clone().abs().greater_elem(MIX_S_FLOOR).float();
+                let r = s.clone().abs().clamp_min(MIX_S_FLOOR).sqrt();
+                let gs = (c[0].clone() * self.u().clone()
+                    + c[1].clone() * self.v().clone() * s.sign())
+                    / r.mul_scalar(2.0)
+                    * live;
+                vec![gs.clone() * iu.clone(), gs * iv.clone()]
+            }
+            _ => vec![
+                c[0].clone() * (xi[0].clone() * iu.clone()).exp(),
+                c[1].clone() * (xi[1].clone() * iv.clone()).exp(),
+            ],
+        })
+    }
+
     fn default_step(&self) -> GeodesicStep {
         GeodesicStep::Exact
     }

@@ -21,12 +21,12 @@
 //! A start at a stationary point (grad = 0 exactly, e.g. the minimum of a quadratic) has no
 //! ascent direction; the first step then goes along a seeded random horizontal direction.
 
-use burn::prelude::Tensor;
+use burn::prelude::{Backend, Tensor};
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{DType, Distribution};
 
 use super::error::Error;
-use super::landscape::{GradientMode, Landscape};
+use super::landscape::{GradientMode, Inner, Landscape};
 use super::objective::Objective;
 use super::progress::Progress;
 use super::worst_case::WorstCase;
@@ -46,6 +46,10 @@ pub struct AutoPgdParams {
     pub min_update_ratio: f64,
     /// How ∇_ξ is taken. Default through the step.
     pub gradient: GradientMode,
+    /// Searches per batch, keeping the best. The first starts at ξ = 0 (the paper's Alg. 1);
+    /// each further one at a seeded random point on the ρ-sphere, for landscapes whose
+    /// maximum a local ascent from ξ = 0 misses (Croce & Hein's restarts). Default 1.
+    pub restarts: usize,
 }
 
 impl Default for AutoPgdParams {
@@ -56,6 +60,7 @@ impl Default for AutoPgdParams {
             initial_step: 2.0,
             min_update_ratio: 0.75,
             gradient: GradientMode::ThroughStep,
+            restarts: 1,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct AutoPgdInfo {
     pub final_step: f64,
     /// Whether the first step had to use a random direction (stationary start).
     pub random_start: bool,
+    /// The restart that found the best point (0 = the start at ξ = 0).
+    pub restart: usize,
 }
 
 /// The checkpoints w_j = ⌈p_j N⌉, j ≥ 1, at which the step size is reconsidered.
@@ -94,53 +101,95 @@ pub fn checkpoints(n: usize) -> Vec<usize> {
 /// The result of one maximisation: the best perturbation and the bookkeeping.
 #[derive(Debug, Clone)]
 pub struct Maximum<B: AutodiffBackend> {
-    /// The best ξ found.
-    pub xi: Tangent<B>,
+    /// The best ξ found (inner backend).
+    pub xi: Tangent<Inner<B>>,
     /// What happened.
     pub info: AutoPgdInfo,
 }
 
 /// P_S: horizontal projection, then rescaling into the ρ-ball (no host round trip).
-pub fn project_to_ball<B: AutodiffBackend>(
-    geometry: &Product<B>,
-    xi: &Tangent<B>,
-    rho: f64,
-) -> Tangent<B> {
+pub fn project_to_ball<B: Backend>(geometry: &Product<B>, xi: &Tangent<B>, rho: f64) -> Tangent<B> {
     rescale_to_ball(geometry, &geometry.horizontal(xi), rho)
 }
 
 /// Rescales ξ into the ρ-ball of the metric: ξ · min(1, ρ/‖ξ‖_w).
-fn rescale_to_ball<B: AutodiffBackend>(
-    geometry: &Product<B>,
-    xi: &Tangent<B>,
-    rho: f64,
-) -> Tangent<B> {
+fn rescale_to_ball<B: Backend>(geometry: &Product<B>, xi: &Tangent<B>, rho: f64) -> Tangent<B> {
     // A zero norm gives +inf, clamped to 1, and 0·1 = 0.
     let scale = geometry.norm(xi).recip().mul_scalar(rho).clamp_max(1.0);
     xi.scale_by(&scale)
 }
 
-/// Runs Auto-PGD on one batch with the radius, tuning and seed of `config`. `batch_index` labels
-/// errors and offsets the seed of a stationary start; `progress` advances once per iteration.
+/// Runs Auto-PGD on one batch with the radius, tuning and seed of `config`, over
+/// `config.pgd.restarts` starts, keeping the best. `batch_index` labels errors and offsets the
+/// seeds; `progress` advances once per iteration.
 pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
     landscape: &Landscape<B, M>,
-    geometry: &Product<B>,
+    geometry: &Product<Inner<B>>,
     batch: &M::Batch,
     config: &WorstCase,
     batch_index: usize,
     progress: &mut dyn Progress,
 ) -> Result<Maximum<B>, Error> {
-    let (rho, params) = (config.rho, &config.pgd);
     let seed = config.seed.wrapping_add(1_000_003 * batch_index as u64);
+    let zero = Tangent::zeros_like(landscape.base());
+    let mut best: Option<Maximum<B>> = None;
+    let mut clean_loss = f64::NAN;
+    for restart in 0..config.pgd.restarts.max(1) {
+        let start = if restart == 0 {
+            zero.clone()
+        } else {
+            let direction =
+                random_direction(geometry, &zero, seed.wrapping_add(7919 * restart as u64));
+            direction.scale(config.rho).detach()
+        };
+        let mut found = search(
+            landscape,
+            geometry,
+            batch,
+            config,
+            start,
+            batch_index,
+            seed,
+            progress,
+        )?;
+        if restart == 0 {
+            clean_loss = found.info.clean_loss;
+        }
+        found.info.restart = restart;
+        if best
+            .as_ref()
+            .is_none_or(|b| found.info.best_loss > b.info.best_loss)
+        {
+            best = Some(found);
+        }
+    }
+    let mut best = best.expect("at least one restart");
+    best.info.clean_loss = clean_loss;
+    Ok(best)
+}
+
+/// One Auto-PGD search from `start`. Its `clean_loss` is the loss at `start`.
+#[allow(clippy::too_many_arguments)] // the search's state, passed once from `maximise`
+fn search<B: AutodiffBackend, M: Objective<B>>(
+    landscape: &Landscape<B, M>,
+    geometry: &Product<Inner<B>>,
+    batch: &M::Batch,
+    config: &WorstCase,
+    start: Tangent<Inner<B>>,
+    batch_index: usize,
+    seed: u64,
+    progress: &mut dyn Progress,
+) -> Result<Maximum<B>, Error> {
+    let (rho, params) = (config.rho, &config.pgd);
     let n = params.iterations;
     let checkpoints = checkpoints(n);
     let alpha = params.momentum;
     let mut eta = params.initial_step * rho;
 
-    let mut xi = Tangent::zeros_like(landscape.base());
+    let mut xi = start;
     let mut xi_prev = xi.clone();
     let mut best_xi = xi.clone();
-    let mut best_dir: Option<Tangent<B>> = None;
+    let mut best_dir: Option<Tangent<Inner<B>>> = None;
     let mut clean_loss = f64::NAN;
     let mut best_loss = f64::NEG_INFINITY;
     let mut info = AutoPgdInfo {
@@ -150,6 +199,7 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
         step_halvings: 0,
         final_step: eta,
         random_start: false,
+        restart: 0,
     };
     let (mut updates, mut prev_cp, mut prev_eta, mut prev_best) = (0_usize, 0_usize, eta, f64::NAN);
 
@@ -241,11 +291,7 @@ pub fn maximise<B: AutodiffBackend, M: Objective<B>>(
 }
 
 /// A unit-norm random horizontal direction (seeded), for a stationary start.
-fn random_direction<B: AutodiffBackend>(
-    geometry: &Product<B>,
-    like: &Tangent<B>,
-    seed: u64,
-) -> Tangent<B> {
+fn random_direction<B: Backend>(geometry: &Product<B>, like: &Tangent<B>, seed: u64) -> Tangent<B> {
     let device = like.parts[0].device();
     B::seed(&device, seed);
     let z = like.map(|p| {

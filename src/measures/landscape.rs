@@ -1,5 +1,13 @@
 //! The loss landscape around a base point: the model, its parameters in block coordinates,
 //! and evaluation of the loss and its gradient at perturbed points.
+//!
+//! Everything but the model's own forward and backward pass runs on the autodiff backend's
+//! *inner* backend (same device, no graph): the base point, the geometry, tangent vectors and
+//! every solver's bookkeeping. Burn's autodiff registers even untracked operations in its graph
+//! until a backward pass frees them, and its clean-up is linear in the graph's size, so
+//! thousands of untracked geometry operations slowed every later backward pass down (and grew
+//! memory). The gradient through the geodesic step is the step's explicit vector–Jacobian
+//! product ([`Product::step_vjp`]) instead of autodiff through the step.
 
 use burn::prelude::Tensor;
 use burn::tensor::backend::AutodiffBackend;
@@ -10,14 +18,17 @@ use crate::geometry::{GeometryConfig, Product, Tangent};
 use crate::params::ParamTable;
 use crate::symmetry::{BlockLayout, Symmetry};
 
+/// The inner (non-autodiff) backend of `B`.
+pub type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+
 /// How the gradient with respect to ξ is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GradientMode {
-    /// ∇_ξ L(v(ξ)) exactly, through the geodesic step (autodiff; the spec's default).
+    /// ∇_ξ L(v(ξ)) = J_v(ξ)ᵀ ∇_v L exactly, through the geodesic step (the spec's default).
     #[default]
     ThroughStep,
-    /// ∇_v L at v = v(ξ), ignoring the step's Jacobian (cheaper for second-order steps).
+    /// ∇_v L at v = v(ξ), ignoring the step's Jacobian.
     AtPoint,
 }
 
@@ -27,7 +38,7 @@ pub struct Landscape<B: AutodiffBackend, M> {
     model: M,
     table: ParamTable,
     layout: BlockLayout,
-    base: Vec<Tensor<B, 3>>,
+    base: Vec<Tensor<Inner<B>, 3>>,
 }
 
 impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
@@ -39,7 +50,8 @@ impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
             return Err(Error::NoParameters);
         }
         let layout = BlockLayout::new(&table, symmetries)?;
-        let base = layout.gather(&values);
+        let inner: Vec<_> = values.into_iter().map(|v| v.inner()).collect();
+        let base = layout.gather(&inner);
         Ok(Self {
             model,
             table,
@@ -58,8 +70,8 @@ impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
         &self.table
     }
 
-    /// The base point in block coordinates.
-    pub fn base(&self) -> &[Tensor<B, 3>] {
+    /// The base point in block coordinates (inner backend).
+    pub fn base(&self) -> &[Tensor<Inner<B>, 3>] {
         &self.base
     }
 
@@ -69,48 +81,64 @@ impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
     }
 
     /// The geometry `config` at the base point.
-    pub fn geometry(&self, config: &GeometryConfig) -> Result<Product<B>, Error> {
+    pub fn geometry(&self, config: &GeometryConfig) -> Result<Product<Inner<B>>, Error> {
         Ok(Product::new(&self.layout, self.base.clone(), config)?)
     }
 
-    /// The model with its parameters replaced by `point` (block coordinates).
-    pub fn model_at(&self, point: Vec<Tensor<B, 3>>) -> M {
-        self.table
-            .load(self.model.clone(), self.layout.scatter(point))
+    fn load(&self, params: Vec<Tensor<B, 1>>) -> M {
+        self.table.load(self.model.clone(), params)
     }
 
-    /// L_B at `point`, without tracking gradients.
-    pub fn loss_at(&self, point: Vec<Tensor<B, 3>>, batch: &M::Batch) -> Tensor<B, 1> {
-        let point = point.into_iter().map(Tensor::detach).collect();
-        self.model_at(point).loss(batch)
+    /// The model with its parameters replaced by `point` (block coordinates, untracked).
+    pub fn model_at(&self, point: Vec<Tensor<Inner<B>, 3>>) -> M {
+        self.load(
+            self.layout
+                .scatter(point)
+                .into_iter()
+                .map(Tensor::from_inner)
+                .collect(),
+        )
+    }
+
+    /// L_B at `point`, without tracking gradients, as an inner one-element tensor.
+    pub fn loss_at(
+        &self,
+        point: Vec<Tensor<Inner<B>, 3>>,
+        batch: &M::Batch,
+    ) -> Tensor<Inner<B>, 1> {
+        self.model_at(point).loss(batch).inner()
     }
 
     /// L_B(v(ξ)) and its gradient with respect to ξ (or to v, per `mode`), in block coordinates.
     /// One forward and one backward pass of the model.
     pub fn loss_and_gradient(
         &self,
-        geometry: &Product<B>,
-        xi: &Tangent<B>,
+        geometry: &Product<Inner<B>>,
+        xi: &Tangent<Inner<B>>,
         batch: &M::Batch,
         mode: GradientMode,
-    ) -> (Tensor<B, 1>, Tangent<B>) {
-        let (leaves, point) = match mode {
-            GradientMode::ThroughStep => {
-                let leaves = xi.require_grad();
-                let point = geometry.step(&leaves);
-                (leaves, point)
-            }
-            GradientMode::AtPoint => {
-                let point = Tangent::new(geometry.step(&xi.detach())).require_grad();
-                (point.clone(), point.parts)
-            }
-        };
-        let loss = self.model_at(point).loss(batch);
+    ) -> (Tensor<Inner<B>, 1>, Tangent<Inner<B>>) {
+        let point = geometry.step(xi);
+        let leaves: Vec<Tensor<B, 1>> = self
+            .layout
+            .scatter(point)
+            .into_iter()
+            .map(|p| Tensor::from_inner(p).require_grad())
+            .collect();
+        let loss = self.load(leaves.clone()).loss(batch);
         let grads = loss.backward();
-        let gradient = leaves.map(|leaf| match leaf.grad(&grads) {
-            Some(g) => Tensor::from_inner(g),
-            None => leaf.zeros_like().detach(),
-        });
-        (loss.detach(), gradient)
+        let flat: Vec<_> = leaves
+            .iter()
+            .map(|leaf| {
+                leaf.grad(&grads)
+                    .unwrap_or_else(|| leaf.clone().inner().zeros_like())
+            })
+            .collect();
+        let at_point = Tangent::new(self.layout.gather(&flat));
+        let gradient = match mode {
+            GradientMode::AtPoint => at_point,
+            GradientMode::ThroughStep => geometry.step_vjp(xi, &at_point),
+        };
+        (loss.inner(), gradient)
     }
 }

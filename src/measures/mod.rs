@@ -18,8 +18,8 @@ pub use autopgd::{AutoPgdInfo, AutoPgdParams, Maximum, checkpoints, maximise, pr
 pub use average_case::{AverageCase, average_case};
 pub use error::Error;
 pub(crate) use error::check_count;
-pub use landscape::{GradientMode, Landscape};
+pub use landscape::{GradientMode, Inner, Landscape};
 pub use objective::Objective;
 pub use progress::{Progress, Silent};
 pub use report::{SharpnessReport, mean_std};
-pub use worst_case::{WorstCase, worst_case};
+pub use worst_case::{WorstCase, worst_case, worst_case_in};

@@ -15,11 +15,11 @@ use burn::tensor::backend::AutodiffBackend;
 
 use super::autopgd::{AutoPgdParams, maximise};
 use super::error::{Error, check_count, check_radius};
-use super::landscape::Landscape;
+use super::landscape::{Inner, Landscape};
 use super::objective::Objective;
 use super::progress::Progress;
 use super::report::{SharpnessReport, mean_std};
-use crate::geometry::GeometryConfig;
+use crate::geometry::{GeometryConfig, Product};
 use crate::host;
 
 /// Settings of a worst-case sharpness measurement.
@@ -67,12 +67,34 @@ pub fn worst_case<B: AutodiffBackend, M: Objective<B>>(
     }
     let start = Instant::now();
     let geometry = landscape.geometry(&config.geometry)?;
+    worst_case_in(landscape, &geometry, batches, config, progress, start)
+}
+
+/// Worst-case sharpness in a geometry built by the caller — e.g. one
+/// [restricted](crate::geometry::Product::restrict) to some blocks. `config.geometry` only labels
+/// the report; `start` is when the measurement began (frame construction included).
+pub fn worst_case_in<B: AutodiffBackend, M: Objective<B>>(
+    landscape: &Landscape<B, M>,
+    geometry: &Product<Inner<B>>,
+    batches: &[M::Batch],
+    config: &WorstCase,
+    progress: &mut dyn Progress,
+    start: Instant,
+) -> Result<SharpnessReport, Error> {
+    check_radius("rho", config.rho)?;
+    check_count("iterations", config.pgd.iterations, 1)?;
+    if batches.is_empty() {
+        return Err(Error::EmptyData);
+    }
     let label = config.geometry.metric.measure_name();
-    progress.begin(label, (batches.len() * config.pgd.iterations) as u64);
+    progress.begin(
+        label,
+        (batches.len() * config.pgd.iterations * config.pgd.restarts.max(1)) as u64,
+    );
     let (mut per_batch, mut clean) = (Vec::new(), Vec::new());
     let mut shares = vec![0.0; geometry.len()];
     for (b, batch) in batches.iter().enumerate() {
-        let max = maximise(landscape, &geometry, batch, config, b, progress)?;
+        let max = maximise(landscape, geometry, batch, config, b, progress)?;
         per_batch.push(max.info.best_loss - max.info.clean_loss);
         clean.push(max.info.clean_loss);
         let norms = host::to_f64_vec(Tensor::cat(geometry.block_sq_norms(&max.xi), 0));

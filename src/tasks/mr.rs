@@ -58,7 +58,8 @@ pub struct MrOptions {
     pub max_len: usize,
     /// How the head is fitted when there is none.
     pub head: HeadFit,
-    /// Fit the head on at most this many training sentences (all when `None`).
+    /// Fit the head on at most this many training sentences, and report it on a quarter as many
+    /// test sentences (all of both when `None`).
     pub head_train_limit: Option<usize>,
 }
 
@@ -142,13 +143,14 @@ impl<B: AutodiffBackend> MrTask<B> {
                 })?;
             (head, None)
         } else {
-            let fit_on = options
-                .head_train_limit
-                .map_or_else(|| train.clone(), |n| train.take(n));
+            let (fit_on, report_on) = match options.head_train_limit {
+                Some(n) => (train.take(n), test.take((n / 4).max(32))),
+                None => (train.clone(), test.clone()),
+            };
             let (head, report) = fit_head(
                 &bert,
                 &encoder,
-                (&fit_on, &test),
+                (&fit_on, &report_on),
                 2,
                 &options.head,
                 device,

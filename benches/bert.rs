@@ -1,0 +1,93 @@
+//! Cost of one Auto-PGD iteration on the real MiniLM-L6 checkpoint, per geometry, against one
+//! forward+backward pass of the same batch.
+//!
+//! `cargo bench --bench bert [-- BATCH]` (default batch 128; needs `geosharp fetch`). The
+//! per-iteration cost is (T(LONG) − T(SHORT)) / (LONG − SHORT) on one batch of MR training
+//! sentences, so the frame and the final evaluation cancel.
+
+use std::time::Instant;
+
+use burn::backend::{Autodiff, NdArray};
+use geosharp::assets::{Asset, Cache};
+use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
+use geosharp::measures::{Landscape, Objective, Silent, WorstCase, worst_case};
+use geosharp::symmetry::Symmetric;
+use geosharp::tasks::{MrOptions, MrTask};
+
+type B = Autodiff<NdArray<f32>>;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SHORT: usize = 2;
+const LONG: usize = 6;
+
+fn seconds(f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let batch: usize = std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(128);
+    let cache = Cache::from_env();
+    if !cache.has(Asset::MiniLm) || !cache.has(Asset::MovieReviews) {
+        eprintln!("this benchmark needs the MiniLM checkpoint and MR: run `geosharp fetch` first");
+        std::process::exit(2);
+    }
+    let device = Default::default();
+    let options = MrOptions {
+        head_train_limit: Some(256),
+        ..MrOptions::default()
+    };
+    let task =
+        MrTask::<B>::load(&cache.minilm(), &cache, &options, &device, &mut Silent).expect("task");
+    let batches = task.batches(batch, batch, &device).expect("batch");
+    let data = &batches[0];
+    let landscape =
+        Landscape::new(task.model.clone(), &task.model.symmetries()).expect("landscape");
+    println!(
+        "MiniLM-L6 + head ({} parameters), one MR batch of {} sentences × {} tokens",
+        landscape.table().numel(),
+        batch,
+        data.input.ids.dims()[1]
+    );
+    let fwd_bwd: Vec<f64> = (0..3)
+        .map(|_| {
+            seconds(|| {
+                let _ = task.model.loss(data).backward();
+            })
+        })
+        .collect();
+    let fb = fwd_bwd.iter().copied().fold(f64::INFINITY, f64::min);
+    println!("forward+backward: {:.3} s (min of 3)", fb);
+    let mut adaptive = f64::NAN;
+    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
+        let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);
+        let frame = seconds(|| {
+            landscape.geometry(&geometry).expect("frame");
+        });
+        let run = |n| {
+            let config = WorstCase::new(0.1, geometry).with_iterations(n);
+            seconds(|| {
+                worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
+                    .expect("measure");
+            })
+        };
+        let per = (run(LONG) - run(SHORT)) / (LONG - SHORT) as f64;
+        if metric == Metric::Adaptive {
+            adaptive = per;
+        }
+        println!(
+            "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward, {:.3}× adaptive",
+            metric.measure_name(),
+            frame,
+            per,
+            per / fb,
+            per / adaptive
+        );
+    }
+}
