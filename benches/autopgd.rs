@@ -39,6 +39,7 @@ fn min_median(mut v: Vec<f64>) -> (f64, f64) {
 }
 
 fn main() {
+    geosharp::allocator::keep_freed_memory();
     let (d, heads, tokens, batch) = (256, 8, 32, 32);
     let device = Default::default();
     B::seed(&device, 0);

@@ -18,10 +18,12 @@
 //! The mathematics, with the paper's errata, is documented beside the code that computes it.
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod assets;
 pub mod checkpoint;
 pub mod data;
 pub mod geometry;
+pub mod hessian;
 pub mod host;
 pub mod measures;
 pub mod models;

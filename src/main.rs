@@ -5,7 +5,8 @@
 
 mod cli;
 
-/// See Cargo.toml: glibc malloc maps and unmaps every large tensor; mimalloc reuses them.
+/// See Cargo.toml: glibc malloc maps and unmaps every large tensor; mimalloc reuses them
+/// (with purging off, [`geosharp::allocator`]).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -29,15 +30,20 @@ enum Command {
     Measure(cli::measure::Args),
     /// Act on every attention head with A = a·N and compare sharpness (paper §6.2).
     Invariance(cli::invariance::Args),
+    /// Hessian measures of a BERT checkpoint: λ_max, trace, spectral density, Rényi sharpness,
+    /// Wen et al.'s directional sharpness.
+    Hessian(cli::hessian::Args),
 }
 
 fn main() -> std::process::ExitCode {
+    geosharp::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Diagonal(args) => cli::diagonal::run(args),
         Command::Fetch(args) => cli::fetch::run(args),
         Command::Measure(args) => cli::measure::run(args),
         Command::Invariance(args) => cli::invariance::run(args),
+        Command::Hessian(args) => cli::hessian::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,8 +3,10 @@
 
 pub mod diagonal;
 pub mod fetch;
+pub mod hessian;
 pub mod invariance;
 pub mod measure;
+pub mod plot;
 pub mod progress;
 
 use std::path::Path;

@@ -165,7 +165,7 @@ pub trait Geometry<B: Backend> {
     }
 
     /// The vector–Jacobian product of Γ: for a cotangent c, the a with
-    /// ⟨a, δ⟩ = ⟨c, DΓ_ξ[δ]⟩ for every δ, where DΓ_ξ[δ] = d/dε Γ(ξ + εδ, ξ + εδ) at ε = 0.
+    /// ⟨a, δ⟩ = ⟨c, DΓ_ξ\[δ\]⟩ for every δ, where DΓ_ξ\[δ\] = d/dε Γ(ξ + εδ, ξ + εδ) at ε = 0.
     fn christoffel_vjp(
         &self,
         xi: &[Tensor<B, 3>],

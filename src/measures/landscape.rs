@@ -109,16 +109,14 @@ impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
         self.model_at(point).loss(batch).inner()
     }
 
-    /// L_B(v(ξ)) and its gradient with respect to ξ (or to v, per `mode`), in block coordinates.
-    /// One forward and one backward pass of the model.
-    pub fn loss_and_gradient(
+    /// L_B at `point` (block coordinates) and its Euclidean gradient there, in block
+    /// coordinates: one forward and one backward pass of the model with respect to every
+    /// parameter, the unit in which the cost of every solver is measured.
+    pub fn loss_and_gradient_at(
         &self,
-        geometry: &Product<Inner<B>>,
-        xi: &Tangent<Inner<B>>,
+        point: Vec<Tensor<Inner<B>, 3>>,
         batch: &M::Batch,
-        mode: GradientMode,
     ) -> (Tensor<Inner<B>, 1>, Tangent<Inner<B>>) {
-        let point = geometry.step(xi);
         let leaves: Vec<Tensor<B, 1>> = self
             .layout
             .scatter(point)
@@ -134,11 +132,23 @@ impl<B: AutodiffBackend, M: Objective<B>> Landscape<B, M> {
                     .unwrap_or_else(|| leaf.clone().inner().zeros_like())
             })
             .collect();
-        let at_point = Tangent::new(self.layout.gather(&flat));
+        (loss.inner(), Tangent::new(self.layout.gather(&flat)))
+    }
+
+    /// L_B(v(ξ)) and its gradient with respect to ξ (or to v, per `mode`), in block coordinates.
+    /// One forward and one backward pass of the model.
+    pub fn loss_and_gradient(
+        &self,
+        geometry: &Product<Inner<B>>,
+        xi: &Tangent<Inner<B>>,
+        batch: &M::Batch,
+        mode: GradientMode,
+    ) -> (Tensor<Inner<B>, 1>, Tangent<Inner<B>>) {
+        let (loss, at_point) = self.loss_and_gradient_at(geometry.step(xi), batch);
         let gradient = match mode {
             GradientMode::AtPoint => at_point,
             GradientMode::ThroughStep => geometry.step_vjp(xi, &at_point),
         };
-        (loss.inner(), gradient)
+        (loss, gradient)
     }
 }
