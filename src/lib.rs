@@ -12,6 +12,8 @@
 //! * [`symmetry`] — what a model declares: GL(h) pairs, GL(1) rescalings, elementwise blocks;
 //! * [`geometry`] — metric, Riemannian gradient, horizontal projection, geodesic steps;
 //! * [`measures`] — worst-case (Auto-PGD) and average-case sharpness over any geometry;
+//! * [`optim`] — SAM, ASAM, geodesic SAM and RSAM as a two-pass wrapper of any Burn optimiser;
+//!   SAF and MESA as loss terms;
 //! * [`models`] — diagonal linear networks and attention models that declare their symmetries;
 //! * [`data`], [`stats`], [`studies`] — synthetic data, rank correlations, the paper's studies.
 //!
@@ -27,6 +29,7 @@ pub mod hessian;
 pub mod host;
 pub mod measures;
 pub mod models;
+pub mod optim;
 pub mod params;
 pub mod stats;
 pub mod studies;

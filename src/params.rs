@@ -82,6 +82,28 @@ impl ParamTable {
         let mut writer = Writer {
             table: self,
             values: values.into_iter().map(Some).collect(),
+            trainable: false,
+        };
+        model.map(&mut writer)
+    }
+
+    /// Like [`load`](Self::load), but every written parameter is made a leaf that tracks
+    /// gradients *after* reshaping to its parameter's shape, so that Burn's
+    /// [`GradientsParams`](burn::optim::GradientsParams) finds its gradient (a reshaped leaf is
+    /// an intermediate node, whose gradient Burn does not keep). `values` should be untracked.
+    ///
+    /// # Panics
+    /// As [`load`](Self::load).
+    pub fn load_trainable<B: Backend, M: Module<B>>(
+        &self,
+        model: M,
+        values: Vec<Tensor<B, 1>>,
+    ) -> M {
+        assert_eq!(values.len(), self.entries.len(), "one value per parameter");
+        let mut writer = Writer {
+            table: self,
+            values: values.into_iter().map(Some).collect(),
+            trainable: true,
         };
         model.map(&mut writer)
     }
@@ -160,6 +182,7 @@ impl<B: Backend> ModuleVisitor<B> for Reader<B> {
 struct Writer<'a, B: Backend> {
     table: &'a ParamTable,
     values: Vec<Option<Tensor<B, 1>>>,
+    trainable: bool,
 }
 
 impl<B: Backend> ModuleMapper<B> for Writer<'_, B> {
@@ -172,6 +195,12 @@ impl<B: Backend> ModuleMapper<B> for Writer<'_, B> {
             .take()
             .expect("each parameter is written once");
         let dims: [usize; D] = old.dims();
-        Param::from_mapped_value(id, value.reshape(dims), mapper)
+        let value = value.reshape(dims);
+        let value = if self.trainable {
+            value.require_grad()
+        } else {
+            value
+        };
+        Param::from_mapped_value(id, value, mapper)
     }
 }

@@ -1,5 +1,6 @@
 //! Data: synthetic problems and loaders for the fetched assets.
 
+pub mod fashion;
 pub mod mr;
 pub mod synthetic;
 pub mod text;
@@ -40,6 +41,14 @@ pub enum Error {
         /// The tokenizer file.
         path: PathBuf,
         /// What the tokenizers crate reported.
+        reason: String,
+    },
+    /// A binary data file is malformed.
+    #[error("{path}: {reason}; delete it and run `geosharp fetch` again")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         reason: String,
     },
     /// Nothing to work on.

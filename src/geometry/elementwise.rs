@@ -111,12 +111,15 @@ pub struct Elementwise<B: Backend> {
     frame: Option<AdaptiveFrame<B>>,
 }
 
-/// 1/w, 1/w² and w² of every part (adaptive metric only).
+/// 1/s, 1/s², s² and |s| of every part, where s = w + η·sgn(w) is the shifted point of ASAM's
+/// T = |w| + η (s = w for the adaptive metric proper, η = 0), and the shift s − w.
 #[derive(Debug, Clone)]
 struct AdaptiveFrame<B: Backend> {
     inv_w: Vec<Tensor<B, 3>>,
     inv_w2: Vec<Tensor<B, 3>>,
     w2: Vec<Tensor<B, 3>>,
+    abs_w: Vec<Tensor<B, 3>>,
+    shift: Option<Vec<Tensor<B, 3>>>,
 }
 
 impl<B: Backend> Elementwise<B> {
@@ -132,13 +135,59 @@ impl<B: Backend> Elementwise<B> {
         base: Vec<Tensor<B, 3>>,
         zeros: ZeroWeights,
     ) -> Result<Self, Error> {
-        check_weights(block, &base, Some(zeros))?;
-        let inv_w: Vec<_> = base.iter().map(reciprocal).collect();
+        Self::adaptive_offset(block, base, 0.0, zeros)
+    }
+
+    /// ASAM's adaptive geometry with T = |w| + η: the metric Σ ηζ / T², which is the adaptive
+    /// metric at the shifted point s = w + η·sgn(w) (sgn(0) = +1), so every formula of the
+    /// table above holds with s in place of w, and the exact step is w + s ⊙ (exp(ξ/s) − 1).
+    /// η = 0 is [`Elementwise::adaptive`]; η > 0 has no zero weights (|s| ≥ η).
+    ///
+    /// # Errors
+    /// [`Error::InvalidOffset`] for η < 0 or non-finite; the weight checks of `adaptive` when
+    /// η = 0.
+    pub fn adaptive_offset(
+        block: &str,
+        base: Vec<Tensor<B, 3>>,
+        eta: f64,
+        zeros: ZeroWeights,
+    ) -> Result<Self, Error> {
+        if !(eta.is_finite() && eta >= 0.0) {
+            return Err(Error::InvalidOffset { eta });
+        }
+        let (point, shift) = if eta == 0.0 {
+            check_weights(block, &base, Some(zeros))?;
+            (base.clone(), None)
+        } else {
+            check_weights(block, &base, None)?;
+            // η·sgn(w) with sgn(0) = +1: η where w ≥ 0, −η where w < 0.
+            let shift: Vec<_> = base
+                .iter()
+                .map(|w| {
+                    let negative = w.clone().lower_elem(0.0);
+                    w.ones_like().mask_fill(negative, -1.0).mul_scalar(eta)
+                })
+                .collect();
+            let point = base
+                .iter()
+                .zip(&shift)
+                .map(|(w, d)| w.clone() + d.clone())
+                .collect();
+            (point, Some(shift))
+        };
+        let inv_w: Vec<_> = point.iter().map(reciprocal).collect();
         let inv_w2 = inv_w.iter().map(|r| r.clone().square()).collect();
-        let w2 = base.iter().map(|w| w.clone().square()).collect();
+        let w2 = point.iter().map(|w| w.clone().square()).collect();
+        let abs_w = point.iter().map(|w| w.clone().abs()).collect();
         Ok(Self {
             base,
-            frame: Some(AdaptiveFrame { inv_w, inv_w2, w2 }),
+            frame: Some(AdaptiveFrame {
+                inv_w,
+                inv_w2,
+                w2,
+                abs_w,
+                shift,
+            }),
         })
     }
 }
@@ -196,13 +245,20 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
 
     fn exp(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
         Ok(match &self.frame {
-            // exp_w(ξ) = w ⊙ exp(ξ / w)
+            // exp_w(ξ) = w ⊙ exp(ξ / w); with an offset, s ⊙ exp(ξ / s) − (s − w).
             Some(f) => self
                 .base
                 .iter()
                 .zip(xi)
                 .zip(&f.inv_w)
-                .map(|((w, x), r)| w.clone() * (x.clone() * r.clone()).exp())
+                .enumerate()
+                .map(|(i, ((w, x), r))| match &f.shift {
+                    None => w.clone() * (x.clone() * r.clone()).exp(),
+                    Some(shift) => {
+                        let s = w.clone() + shift[i].clone();
+                        s * (x.clone() * r.clone()).exp() - shift[i].clone()
+                    }
+                })
                 .collect(),
             None => super::base::add(&self.base, xi),
         })
@@ -244,11 +300,11 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
 
     fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
         match &self.frame {
-            // |w| ⊙ z, with 0 at frozen zeros since w = 0 there.
-            Some(_) => z
+            // |w| ⊙ z (|s| ⊙ z with an offset), with 0 at frozen zeros since w = 0 there.
+            Some(f) => z
                 .iter()
-                .zip(&self.base)
-                .map(|(z, w)| z.clone() * w.clone().abs())
+                .zip(&f.abs_w)
+                .map(|(z, a)| z.clone() * a.clone())
                 .collect(),
             None => z.to_vec(),
         }

@@ -15,6 +15,12 @@ pub enum Error {
         /// The operation.
         op: &'static str,
     },
+    /// ASAM's offset η in T = |w| + η must be finite and non-negative.
+    #[error("the adaptive offset η = {eta} is invalid; it must be finite and ≥ 0 (ASAM uses 0.01)")]
+    InvalidOffset {
+        /// The offset given.
+        eta: f64,
+    },
     /// Exactly-zero weights under a metric that divides by the weight.
     #[error(
         "block '{block}' has {count} weights that are zero or below 1e-16 in magnitude (first \

@@ -21,6 +21,6 @@ pub use attention_gl::AttentionGl;
 pub use base::{GeodesicStep, Geometry, Metric};
 pub use elementwise::{Elementwise, ZERO_FLOOR, ZeroWeights};
 pub use error::Error;
-pub use product::{GeometryConfig, Product, StepPolicy};
+pub use product::{AdaptiveOffset, GeometryConfig, Product, StepPolicy};
 pub use rescaling::Rescaling;
 pub use tangent::Tangent;

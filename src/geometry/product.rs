@@ -50,8 +50,35 @@ impl StepPolicy {
     }
 }
 
+/// ASAM's variant of the adaptive metric on elementwise blocks: T = |w| + η instead of |w|,
+/// and optionally biases left unscaled (T = 1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AdaptiveOffset {
+    /// η in T = |w| + η; 0 is the adaptive metric proper (the paper's, and adaptive
+    /// sharpness's). ASAM's reference code uses 0.01.
+    pub eta: f64,
+    /// Give parameters whose path ends in `bias` or `beta` the Euclidean metric (T = 1), as
+    /// ASAM's reference code does (it scales only parameters named `weight`).
+    pub unscaled_biases: bool,
+}
+
+impl AdaptiveOffset {
+    /// ASAM's reference setting: η = 0.01, biases unscaled.
+    pub fn asam() -> Self {
+        Self {
+            eta: 0.01,
+            unscaled_biases: true,
+        }
+    }
+}
+
+/// Whether a parameter path names a bias (last segment `bias`, or LayerNorm's `beta`).
+fn is_bias(path: &str) -> bool {
+    matches!(path.rsplit('.').next(), Some("bias" | "beta"))
+}
+
 /// Everything that selects a network geometry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GeometryConfig {
     /// The metric.
     pub metric: Metric,
@@ -59,6 +86,9 @@ pub struct GeometryConfig {
     pub steps: StepPolicy,
     /// Policy for exactly-zero weights under metrics that divide by them.
     pub zero_weights: ZeroWeights,
+    /// The adaptive metric's offset on elementwise blocks (ASAM); zero by default.
+    #[serde(default)]
+    pub offset: AdaptiveOffset,
 }
 
 impl GeometryConfig {
@@ -68,7 +98,14 @@ impl GeometryConfig {
             metric,
             steps: StepPolicy::default(),
             zero_weights: ZeroWeights::Error,
+            offset: AdaptiveOffset::default(),
         }
+    }
+
+    /// The same configuration with an adaptive offset (ASAM).
+    pub fn with_offset(mut self, offset: AdaptiveOffset) -> Self {
+        self.offset = offset;
+        self
     }
 
     /// The same configuration with `steps`.
@@ -126,8 +163,21 @@ impl<B: Backend> Product<B> {
                     Box::new(Elementwise::euclidean(name, parts)?),
                     config.steps.elementwise,
                 ),
+                (Metric::Adaptive, _) | (_, BlockKind::Elementwise { .. })
+                    if config.offset.unscaled_biases && is_bias(name) =>
+                {
+                    (
+                        Box::new(Elementwise::euclidean(name, parts)?),
+                        config.steps.elementwise,
+                    )
+                }
                 (Metric::Adaptive, _) | (_, BlockKind::Elementwise { .. }) => (
-                    Box::new(Elementwise::adaptive(name, parts, zeros)?),
+                    Box::new(Elementwise::adaptive_offset(
+                        name,
+                        parts,
+                        config.offset.eta,
+                        zeros,
+                    )?),
                     config.steps.elementwise,
                 ),
                 (metric, BlockKind::Rescale { .. }) => (

@@ -1,10 +1,12 @@
-//! Models that declare their symmetries: diagonal linear networks, attention, BERT.
+//! Models that declare their symmetries: diagonal linear networks, attention, BERT, a ViT.
 
 pub mod attention;
 pub mod bert;
 pub mod diagonal;
 pub mod loss;
+pub mod vit;
 
 pub use attention::{SequenceBatch, TinyAttention, TinyAttentionConfig};
 pub use bert::{BertClassifier, BertConfig, BertModel, Encoded, TextBatch};
 pub use diagonal::{DiagonalNet, RegressionBatch};
+pub use vit::{ImageBatch, Vit, VitConfig};

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod assets;
+pub mod optim;
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::{Module, Param};
