@@ -33,6 +33,8 @@ enum Command {
     /// Hessian measures of a BERT checkpoint: λ_max, trace, spectral density, Rényi sharpness,
     /// Wen et al.'s directional sharpness.
     Hessian(cli::hessian::Args),
+    /// Train a ViT on Fashion-MNIST with SGD, Adam, SAM, ASAM, geodesic SAM, RSAM, SAF or MESA.
+    Train(cli::train::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Measure(args) => cli::measure::run(args),
         Command::Invariance(args) => cli::invariance::run(args),
         Command::Hessian(args) => cli::hessian::run(args),
+        Command::Train(args) => cli::train::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

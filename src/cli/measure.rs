@@ -1,13 +1,19 @@
 //! `geosharp measure`: adaptive and geodesic sharpness of a BERT checkpoint on MR.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use burn::module::Module;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use geosharp::assets::{self, Asset, Cache};
+use geosharp::data::fashion::{self, Split};
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
+use geosharp::measures::Objective;
 use geosharp::measures::{Landscape, SharpnessReport, WorstCase, worst_case};
+use geosharp::models::Vit;
 use geosharp::symmetry::Symmetric;
 use geosharp::tasks::{MrOptions, MrTask};
+use geosharp::train::TrainReport;
 use serde::Serialize;
 
 use super::progress::Bars;
@@ -20,8 +26,9 @@ pub struct Args {
     /// Default: the fetched all-MiniLM-L6-v2 with its MR head (fetched and fitted if missing).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
-    /// Data set: mr (MR movie-review sentences).
-    #[arg(long, default_value = "mr", value_parser = ["mr"])]
+    /// Data set: mr (MR movie-review sentences with a BERT checkpoint) or fashion-mnist (a
+    /// checkpoint saved by `geosharp train`, recognised by its train.json).
+    #[arg(long, default_value = "mr", value_parser = ["mr", "fashion-mnist"])]
     data: String,
     /// Which geometries to measure.
     #[arg(long, default_value = "all", value_parser = ["adaptive", "inv", "mix", "all"])]
@@ -110,17 +117,13 @@ pub fn load_task(
     Ok((dir, task))
 }
 
-/// Runs the measurement and prints the table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
-    let options = MrOptions {
-        split_seed: args.seed,
-        head_train_limit: args.head_train_limit,
-        ..MrOptions::default()
-    };
-    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
-    let device = Default::default();
-    let batches = task.batches(args.points, args.batch, &device)?;
-    let landscape = Landscape::new(task.model.clone(), &task.model.symmetries())?;
+/// Measures every selected geometry on `batches`.
+fn measure_all<M: Objective<Backend> + Symmetric>(
+    model: &M,
+    batches: &[M::Batch],
+    args: &Args,
+) -> anyhow::Result<Vec<SharpnessReport>> {
+    let landscape = Landscape::new(model.clone(), &model.symmetries())?;
     let mut results = Vec::new();
     for metric in metrics(&args.geometry) {
         let mut config = WorstCase::new(
@@ -129,27 +132,112 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         )
         .with_iterations(args.iters);
         config.seed = args.seed;
-        let report = worst_case(&landscape, &batches, &config, &mut Bars::default())
+        let report = worst_case(&landscape, batches, &config, &mut Bars::default())
             .with_context(|| format!("measuring {} sharpness", metric.measure_name()))?;
         results.push(report);
     }
-    println!(
-        "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)\n",
-        dir.display(),
-        batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>(),
-        args.batch,
-        args.iters
-    );
+    Ok(results)
+}
+
+fn print_table(title: &str, results: &[SharpnessReport]) {
+    println!("{title}\n");
     println!(
         "{:<14} {:>6} {:>24} {:>11} {:>9}",
         "measure", "ρ", "sharpness (mean ± std)", "clean loss", "time"
     );
-    for r in &results {
+    for r in results {
         println!(
             "{:<14} {:>6} {:>13.5} ± {:<8.5} {:>11.4} {:>8.1}s",
             r.geometry, r.rho, r.sharpness, r.std, r.clean_loss, r.seconds
         );
     }
+}
+
+/// A checkpoint saved by `geosharp train` (train.json + model.mpk): the ViT on the first
+/// `--points` images of the training subset it was trained on.
+fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
+    let path = dir.join("train.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let report: TrainReport = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a report written by `geosharp train`",
+            path.display()
+        )
+    })?;
+    let config = &report.config;
+    config.model.check().map_err(anyhow::Error::msg)?;
+    let device = Default::default();
+    let model: Vit<Backend> = config
+        .model
+        .init(&device)
+        .load_file(
+            dir.join("model"),
+            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
+            &device,
+        )
+        .with_context(|| format!("could not load {}", dir.join("model.mpk").display()))?;
+    let cache = Cache::from_env();
+    assets::fetch(&cache, Asset::FashionMnist, &mut |l| eprintln!("{l}"))
+        .context("fetching Fashion-MNIST")?;
+    let train = fashion::load(&cache, Split::Train)?.subset(config.train_size, config.seed);
+    let points = args.points.min(train.len());
+    let order: Vec<usize> = (0..points).collect();
+    let batches: Vec<_> = order
+        .chunks(args.batch.max(1))
+        .map(|idx| train.batch::<Backend>(idx, &device))
+        .collect();
+    let results = measure_all(&model, &batches, args)?;
+    print_table(
+        &format!(
+            "Worst-case sharpness of the ViT in {} ({}) on {points} of its Fashion-MNIST training images, batches of {}, {} Auto-PGD iterations",
+            dir.display(),
+            report.optimizer,
+            args.batch,
+            args.iters
+        ),
+        &results,
+    );
+    if let Some(path) = &args.json {
+        let output = Output {
+            checkpoint: dir.display().to_string(),
+            data: "fashion-mnist",
+            points,
+            batch: args.batch,
+            head: String::new(),
+            results,
+        };
+        write_json(path, &output)?;
+    }
+    Ok(())
+}
+
+/// Runs the measurement and prints the table.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    if let Some(dir) = &args.checkpoint {
+        if dir.join("train.json").exists() || args.data == "fashion-mnist" {
+            return run_vit(dir, args);
+        }
+    }
+    let options = MrOptions {
+        split_seed: args.seed,
+        head_train_limit: args.head_train_limit,
+        ..MrOptions::default()
+    };
+    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
+    let device = Default::default();
+    let batches = task.batches(args.points, args.batch, &device)?;
+    let results = measure_all(&task.model, &batches, args)?;
+    print_table(
+        &format!(
+            "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)",
+            dir.display(),
+            batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>(),
+            args.batch,
+            args.iters
+        ),
+        &results,
+    );
     if let Some(path) = &args.json {
         let output = Output {
             checkpoint: dir.display().to_string(),

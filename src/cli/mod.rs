@@ -8,6 +8,7 @@ pub mod invariance;
 pub mod measure;
 pub mod plot;
 pub mod progress;
+pub mod train;
 
 use std::path::Path;
 

@@ -193,3 +193,65 @@ impl Images {
         order.chunks(size.max(1)).map(<[usize]>::to_vec).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn gz(path: &Path, bytes: &[u8]) {
+        let file = std::fs::File::create(path).unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        encoder.write_all(bytes).unwrap();
+        encoder.finish().unwrap();
+    }
+
+    #[test]
+    fn reads_idx_files_and_names_what_is_wrong_with_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("geosharp-idx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // two 2×2 images
+        let mut good = vec![0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2];
+        good.extend([0, 255, 10, 20, 30, 40, 50, 60]);
+        let path = dir.join("good.gz");
+        gz(&path, &good);
+        let (dims, data) = read_idx(&path, 0x803).unwrap();
+        assert_eq!(dims, vec![2, 2, 2]);
+        assert_eq!(data, vec![0, 255, 10, 20, 30, 40, 50, 60]);
+
+        let e = read_idx(&path, 0x801).unwrap_err().to_string();
+        assert!(e.contains("magic 0x803, expected 0x801"), "{e}");
+        let path = dir.join("short.gz");
+        gz(&path, &good[..good.len() - 1]);
+        let e = read_idx(&path, 0x803).unwrap_err().to_string();
+        assert!(
+            e.contains("7 data bytes") && e.contains("geosharp fetch"),
+            "{e}"
+        );
+        let path = dir.join("plain");
+        std::fs::write(&path, &good).unwrap();
+        let e = read_idx(&path, 0x803).unwrap_err().to_string();
+        assert!(e.contains("gzip"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn subsets_are_seeded_and_batches_keep_their_indices() {
+        let images = Images {
+            pixels: (0..5 * 4).map(|i| i as f32).collect(),
+            labels: vec![0, 1, 2, 3, 4],
+            side: 2,
+        };
+        assert_eq!(images.subset(3, 7), images.subset(3, 7));
+        assert_eq!(images.subset(9, 7).len(), 5);
+        let picked = images.select(&[4, 1]);
+        assert_eq!(picked.labels, vec![4, 1]);
+        assert_eq!(
+            picked.pixels,
+            vec![16.0, 17.0, 18.0, 19.0, 4.0, 5.0, 6.0, 7.0]
+        );
+        let batches = images.batch_indices(2, None);
+        assert_eq!(batches, vec![vec![0, 1], vec![2, 3], vec![4]]);
+    }
+}

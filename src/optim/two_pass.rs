@@ -159,20 +159,59 @@ impl<O> SharpnessAware<O> {
         })
     }
 
-    /// One two-pass step on a batch split into `micro_batches` equally weighted micro-batches;
-    /// `loss(model, i)` is the mean loss of micro-batch `i` (called twice per micro-batch).
-    /// `lr` goes to the base optimiser unchanged: drive it from any schedule.
+    /// The gradient of the two-pass rule without the base optimiser's step: the gradient at
+    /// the perturbed point of the clean gradient at `model`'s weights, for a batch split into
+    /// `micro_batches` equally weighted micro-batches (`loss(model, i)` is the mean loss of
+    /// micro-batch `i`, called twice per micro-batch). This is what a Burn `TrainStep`
+    /// returns for `Learner` to hand to its optimiser; [`step`](Self::step) is this followed
+    /// by the base optimiser's step. Running statistics are left as the clean pass set them.
     ///
     /// # Errors
     /// [`Error::NoMicroBatches`], [`Error::NonFiniteLoss`], and those of
-    /// [`perturb`](Self::perturb). The model is returned only on success; on error the caller
-    /// still holds nothing changed (the step consumed a clone of the weights' handles).
+    /// [`perturb`](Self::perturb).
+    pub fn gradients<B, M, F>(
+        &self,
+        model: &M,
+        micro_batches: usize,
+        mut loss: F,
+    ) -> Result<(GradientsParams, StepReport), Error>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        F: FnMut(&M, usize) -> Tensor<B, 1>,
+    {
+        let (clean, grads) = accumulate(model, micro_batches, &mut loss, "clean")?;
+        let snapshot = model.clone().into_record();
+        let perturbed = self.perturb(model, &grads)?;
+        let (perturbed_loss, grads) =
+            accumulate(&perturbed.model, micro_batches, &mut loss, "perturbed")?;
+        // Undo the perturbed pass's updates of running statistics, which clones share: Burn
+        // holds them per thread until the next sync, so sync first (into_record), then load
+        // the snapshot (which writes the shared state in place).
+        drop(perturbed.model.into_record());
+        drop(model.clone().load_record(snapshot));
+        Ok((
+            grads,
+            StepReport {
+                loss: clean,
+                perturbed_loss,
+                gradient_norm: perturbed.gradient_norm,
+            },
+        ))
+    }
+
+    /// One two-pass step: [`gradients`](Self::gradients), then the base optimiser's step from
+    /// the unperturbed weights. `lr` goes to the base optimiser unchanged: drive it from any
+    /// schedule.
+    ///
+    /// # Errors
+    /// Those of [`gradients`](Self::gradients).
     pub fn step<B, M, F>(
         &mut self,
         lr: LearningRate,
         model: M,
         micro_batches: usize,
-        mut loss: F,
+        loss: F,
     ) -> Result<(M, StepReport), Error>
     where
         B: AutodiffBackend,
@@ -180,24 +219,8 @@ impl<O> SharpnessAware<O> {
         O: Optimizer<M, B>,
         F: FnMut(&M, usize) -> Tensor<B, 1>,
     {
-        let (clean, grads) = accumulate(&model, micro_batches, &mut loss, "clean")?;
-        let snapshot = model.clone().into_record();
-        let perturbed = self.perturb(&model, &grads)?;
-        let (perturbed_loss, grads) =
-            accumulate(&perturbed.model, micro_batches, &mut loss, "perturbed")?;
-        // Undo the perturbed pass's updates of shared running statistics: Burn holds them per
-        // thread until the next sync, so sync first (into_record), then load the snapshot.
-        drop(perturbed.model.into_record());
-        let model = model.load_record(snapshot);
-        let model = self.base.step(lr, model, grads);
-        Ok((
-            model,
-            StepReport {
-                loss: clean,
-                perturbed_loss,
-                gradient_norm: perturbed.gradient_norm,
-            },
-        ))
+        let (grads, report) = self.gradients(&model, micro_batches, loss)?;
+        Ok((self.base.step(lr, model, grads), report))
     }
 
     /// One plain step of the base optimiser (one pass): RSAM's warm-up epochs, or any step the
