@@ -344,6 +344,32 @@ fn exact_rescaling_steps_are_the_integrated_geodesics() {
 }
 
 #[test]
+fn asam_offset_geometry_has_exact_geodesics_and_reduces_to_adaptive_at_zero() {
+    // T = |w| + η: the adaptive metric at s = w + η·sgn(w); weights of both signs.
+    let mut rng = StdRng::seed_from_u64(61);
+    let w = batch::<F64>(&mut rng, 1, 1, 6);
+    let w = w.clone().sign() * w.abs().add_scalar(0.2);
+    let xi = vec![batch::<F64>(&mut rng, 1, 1, 6).mul_scalar(0.1)];
+    let at = |p: Vec<Tensor<F64, 3>>| {
+        Elementwise::adaptive_offset("a", p, 0.3, ZeroWeights::Error).unwrap()
+    };
+    let g = at(vec![w.clone()]);
+    let exact = g.exp(&xi).unwrap();
+    let (integrated, _) = integrate_geodesic(at, vec![w.clone()], xi.clone(), 1.0, 400);
+    let d = relative_difference(&exact, &integrated);
+    assert!(d < 1e-9, "exp differs from the ODE by {d:e}");
+    // η = 0 is the adaptive geometry, bit for bit.
+    let zero = Elementwise::adaptive_offset("a", vec![w.clone()], 0.0, ZeroWeights::Error).unwrap();
+    let plain = Elementwise::adaptive("a", vec![w], ZeroWeights::Error).unwrap();
+    assert_eq!(scalar(zero.norm(&xi)), scalar(plain.norm(&xi)));
+    let (a, b) = (zero.exp(&xi).unwrap(), plain.exp(&xi).unwrap());
+    assert_eq!(relative_difference(&a, &b), 0.0);
+    // and a negative offset is refused
+    let e = Elementwise::adaptive_offset("a", xi, -0.1, ZeroWeights::Error).unwrap_err();
+    assert!(e.to_string().contains("offset"), "{e}");
+}
+
+#[test]
 fn an_exact_step_on_a_gl_block_is_refused_with_the_block_named() {
     let model_layout = {
         use geosharp::params::ParamEntry;
