@@ -139,6 +139,15 @@ fn measure_all<M: Objective<Backend> + Symmetric>(
     Ok(results)
 }
 
+/// Prints the table under `title` and writes `output` as JSON when `--json` is given.
+fn report(title: &str, output: Output, json: Option<&PathBuf>) -> anyhow::Result<()> {
+    print_table(title, &output.results);
+    match json {
+        Some(path) => write_json(path, &output),
+        None => Ok(()),
+    }
+}
+
 fn print_table(title: &str, results: &[SharpnessReport]) {
     println!("{title}\n");
     println!(
@@ -188,28 +197,22 @@ fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
         .map(|idx| train.batch::<Backend>(idx, &device))
         .collect();
     let results = measure_all(&model, &batches, args)?;
-    print_table(
-        &format!(
-            "Worst-case sharpness of the ViT in {} ({}) on {points} of its Fashion-MNIST training images, batches of {}, {} Auto-PGD iterations",
-            dir.display(),
-            report.optimizer,
-            args.batch,
-            args.iters
-        ),
-        &results,
+    let title = format!(
+        "Worst-case sharpness of the ViT in {} ({}) on {points} of its Fashion-MNIST training images, batches of {}, {} Auto-PGD iterations",
+        dir.display(),
+        report.optimizer,
+        args.batch,
+        args.iters
     );
-    if let Some(path) = &args.json {
-        let output = Output {
-            checkpoint: dir.display().to_string(),
-            data: "fashion-mnist",
-            points,
-            batch: args.batch,
-            head: String::new(),
-            results,
-        };
-        write_json(path, &output)?;
-    }
-    Ok(())
+    let output = Output {
+        checkpoint: dir.display().to_string(),
+        data: "fashion-mnist",
+        points,
+        batch: args.batch,
+        head: String::new(),
+        results,
+    };
+    self::report(&title, output, args.json.as_ref())
 }
 
 /// Runs the measurement and prints the table.
@@ -228,26 +231,20 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     let device = Default::default();
     let batches = task.batches(args.points, args.batch, &device)?;
     let results = measure_all(&task.model, &batches, args)?;
-    print_table(
-        &format!(
-            "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)",
-            dir.display(),
-            batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>(),
-            args.batch,
-            args.iters
-        ),
-        &results,
+    let title = format!(
+        "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)",
+        dir.display(),
+        batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>(),
+        args.batch,
+        args.iters
     );
-    if let Some(path) = &args.json {
-        let output = Output {
-            checkpoint: dir.display().to_string(),
-            data: &args.data,
-            points: args.points,
-            batch: args.batch,
-            head: task.head_file.display().to_string(),
-            results,
-        };
-        write_json(path, &output)?;
-    }
-    Ok(())
+    let output = Output {
+        checkpoint: dir.display().to_string(),
+        data: &args.data,
+        points: args.points,
+        batch: args.batch,
+        head: task.head_file.display().to_string(),
+        results,
+    };
+    report(&title, output, args.json.as_ref())
 }

@@ -24,3 +24,6 @@ pub use error::Error;
 pub use product::{AdaptiveOffset, GeometryConfig, Product, StepPolicy};
 pub use rescaling::Rescaling;
 pub use tangent::Tangent;
+
+pub(crate) use base::dot;
+pub(crate) use elementwise::sum_scalars;

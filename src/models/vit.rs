@@ -14,8 +14,9 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use burn::tensor::Distribution;
-use burn::tensor::activation::{gelu, softmax};
+use burn::tensor::activation::gelu;
 
+use super::attention::multi_head;
 use super::loss::cross_entropy;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
@@ -144,17 +145,7 @@ pub struct VitAttention<B: Backend> {
 impl<B: Backend> VitAttention<B> {
     /// softmax(Q Kᵀ / √h) V per head, concatenated, projected: `[n, t, d]` → `[n, t, d]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let [n, t, d] = x.dims();
-        let (heads, h) = (self.heads, d / self.heads);
-        let split = |y: Tensor<B, 3>| y.reshape([n, t, heads, h]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((h as f64).sqrt());
-        let mixed = softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([n, t, d]);
+        let mixed = multi_head(&self.query, &self.key, &self.value, self.heads, x);
         self.output.forward(mixed)
     }
 }

@@ -24,7 +24,9 @@ use burn::prelude::{Backend, Tensor};
 use burn::tensor::DType;
 
 use super::error::Error;
-use crate::geometry::{AdaptiveOffset, GeometryConfig, Metric, Product, Tangent, ZeroWeights};
+use crate::geometry::{
+    AdaptiveOffset, GeometryConfig, Metric, Product, Tangent, ZeroWeights, dot, sum_scalars,
+};
 use crate::host::scalar;
 use crate::symmetry::BlockLayout;
 
@@ -137,15 +139,18 @@ fn rsam_point<B: Backend>(
     base: Vec<Tensor<B, 3>>,
     grad: &Tangent<B>,
 ) -> (Vec<Tensor<B, 3>>, f64) {
-    let sum = |f: &dyn Fn(Tensor<B, 3>) -> Tensor<B, 3>| -> f64 {
-        grad.parts
-            .iter()
-            .map(|g| scalar(f(g.clone()).cast(DType::F64).sum()))
-            .sum()
-    };
-    let sq_norm = sum(&|g| g.square());
+    // Per-part f64 sums added on the device: two read-backs per step, not two per part.
+    let parts = || grad.parts.iter().cloned();
+    let sq_norm = scalar(sum_scalars(parts().map(|g| dot(g.clone(), g))));
     // |g|^{2α} as exp(2α ln|g|) (0 at g = 0): Burn's powf_scalar rounds the exponent to f32.
-    let powered = sum(&|g| g.abs().log().mul_scalar(2.0 * alpha).exp());
+    let powered = scalar(sum_scalars(parts().map(|g| {
+        g.abs()
+            .log()
+            .mul_scalar(2.0 * alpha)
+            .exp()
+            .cast(DType::F64)
+            .sum()
+    })));
     let norm = sq_norm.sqrt();
     if sq_norm <= 0.0 {
         return (base, norm);

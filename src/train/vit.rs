@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::data::fashion::Images;
 use crate::geometry::Metric;
-use crate::host::{scalar, to_f64_vec};
+use crate::host::scalar;
 use crate::measures::Progress;
 use crate::models::loss::cross_entropy;
 use crate::models::{Vit, VitConfig};
@@ -274,7 +274,7 @@ fn count_correct<B: Backend>(
 ) -> f64 {
     let n = labels.dims()[0];
     let hits = logits.argmax(1).reshape([n]).equal(labels.clone());
-    to_f64_vec(hits.int().float()).iter().sum()
+    scalar(hits.int().sum().float())
 }
 
 fn run<B, O>(
