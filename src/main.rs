@@ -35,6 +35,12 @@ enum Command {
     Hessian(cli::hessian::Args),
     /// Train a ViT on Fashion-MNIST with SGD, Adam, SAM, ASAM, geodesic SAM, RSAM, SAF or MESA.
     Train(cli::train::Args),
+    /// Train a family of ViTs with randomly drawn hyperparameters (the correlation study's
+    /// models).
+    Family(cli::family::Args),
+    /// Measure every checkpoint of a family and correlate each measure with the
+    /// generalisation gap (Kendall τ, permutation p-value, scatter plots).
+    Correlate(cli::correlate::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +53,8 @@ fn main() -> std::process::ExitCode {
         Command::Invariance(args) => cli::invariance::run(args),
         Command::Hessian(args) => cli::hessian::run(args),
         Command::Train(args) => cli::train::run(args),
+        Command::Family(args) => cli::family::run(args),
+        Command::Correlate(args) => cli::correlate::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

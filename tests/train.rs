@@ -71,6 +71,14 @@ fn bad_training_settings_are_refused() {
     bad.rho = Some(-1.0);
     let e = train_vit::<B32>(&bad, &test, &test, &Default::default(), &mut Silent).unwrap_err();
     assert!(e.to_string().contains("rho"), "{e}");
+    let mut bad = config.clone();
+    bad.label_noise = 1.5;
+    let e = train_vit::<B32>(&bad, &test, &test, &Default::default(), &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("label noise"), "{e}");
+    let mut bad = config.clone();
+    bad.weight_decay = -1e-3;
+    let e = train_vit::<B32>(&bad, &test, &test, &Default::default(), &mut Silent).unwrap_err();
+    assert!(e.to_string().contains("weight decay"), "{e}");
     let mut bad = config;
     bad.model.patch = 5;
     let e = train_vit::<B32>(&bad, &test, &test, &Default::default(), &mut Silent).unwrap_err();
@@ -141,4 +149,41 @@ fn a_checkpoint_saved_by_train_is_measurable_by_measure() {
         assert_eq!(r["per_batch"].as_array().unwrap().len(), 2);
     }
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn weight_decay_shrinks_the_weights_and_the_report_records_the_final_gap() {
+    use burn::module::AutodiffModule;
+    let cache = cache_with(&[Asset::FashionMnist]);
+    let train = fashion::load(&cache, Split::Train).unwrap().subset(128, 2);
+    let test = fashion::load(&cache, Split::Test).unwrap().subset(64, 2);
+    let norm = |decay: f64| {
+        let mut config = TrainConfig::new(OptimizerKind::Sgd);
+        config.epochs = 2;
+        config.batch = 32;
+        config.weight_decay = decay;
+        config.model = VitConfig {
+            d_model: 16,
+            heads: 2,
+            depth: 1,
+            mlp: 32,
+            ..VitConfig::default()
+        };
+        let (model, report) =
+            train_vit::<B32>(&config, &train, &test, &Default::default(), &mut Silent).unwrap();
+        let (_, values) = geosharp::params::ParamTable::read(&model.valid());
+        let squares: f64 = values
+            .into_iter()
+            .map(|v| f64::from(v.powi_scalar(2).sum().into_scalar()))
+            .sum();
+        let (tr, te) = (report.final_train.unwrap(), report.final_test.unwrap());
+        assert!((report.error_gap().unwrap() - (te.error - tr.error)).abs() < 1e-15);
+        assert!((te.error - (1.0 - report.epochs[1].test_acc)).abs() < 1e-15);
+        squares.sqrt()
+    };
+    let (plain, decayed) = (norm(0.0), norm(0.05));
+    assert!(
+        decayed < 0.97 * plain,
+        "‖w‖ with weight decay {decayed} vs without {plain}"
+    );
 }

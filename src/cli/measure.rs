@@ -3,17 +3,15 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use geosharp::assets::{self, Asset, Cache};
 use geosharp::data::fashion::{self, Split};
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
 use geosharp::measures::Objective;
 use geosharp::measures::{Landscape, SharpnessReport, WorstCase, worst_case};
-use geosharp::models::Vit;
+use geosharp::models::{ImageBatch, Vit};
 use geosharp::symmetry::Symmetric;
 use geosharp::tasks::{MrOptions, MrTask};
-use geosharp::train::TrainReport;
+use geosharp::train::{TrainReport, is_vit_checkpoint, load_vit};
 use serde::Serialize;
 
 use super::progress::Bars;
@@ -162,40 +160,35 @@ fn print_table(title: &str, results: &[SharpnessReport]) {
     }
 }
 
-/// A checkpoint saved by `geosharp train` (train.json + model.mpk): the ViT on the first
-/// `--points` images of the training subset it was trained on.
-fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
-    let path = dir.join("train.json");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("could not read {}", path.display()))?;
-    let report: TrainReport = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a report written by `geosharp train`",
-            path.display()
-        )
-    })?;
-    let config = &report.config;
-    config.model.check().map_err(anyhow::Error::msg)?;
-    let device = Default::default();
-    let model: Vit<Backend> = config
-        .model
-        .init(&device)
-        .load_file(
-            dir.join("model"),
-            &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
-            &device,
-        )
-        .with_context(|| format!("could not load {}", dir.join("model.mpk").display()))?;
+/// The ViT checkpoint in `dir` and the first `points` images of the training set it was
+/// trained on (its subset, with its label noise), in batches of `batch`.
+pub fn vit_batches(
+    dir: &Path,
+    points: usize,
+    batch: usize,
+    device: &burn::tensor::Device<Backend>,
+) -> anyhow::Result<(TrainReport, Vit<Backend>, Vec<ImageBatch<Backend>>)> {
+    let (report, model) = load_vit::<Backend>(dir, device)?;
     let cache = Cache::from_env();
     assets::fetch(&cache, Asset::FashionMnist, &mut |l| eprintln!("{l}"))
         .context("fetching Fashion-MNIST")?;
-    let train = fashion::load(&cache, Split::Train)?.subset(config.train_size, config.seed);
-    let points = args.points.min(train.len());
-    let order: Vec<usize> = (0..points).collect();
-    let batches: Vec<_> = order
-        .chunks(args.batch.max(1))
-        .map(|idx| train.batch::<Backend>(idx, &device))
+    let train = report
+        .config
+        .training_images(&fashion::load(&cache, Split::Train)?);
+    let order: Vec<usize> = (0..points.min(train.len())).collect();
+    let batches = order
+        .chunks(batch.max(1))
+        .map(|idx| train.batch::<Backend>(idx, device))
         .collect();
+    Ok((report, model, batches))
+}
+
+/// A checkpoint saved by `geosharp train` (train.json + model.mpk): the ViT on the first
+/// `--points` images of the training subset it was trained on.
+fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
+    let device = Default::default();
+    let (report, model, batches) = vit_batches(dir, args.points, args.batch, &device)?;
+    let points = batches.iter().map(|b| b.indices.len()).sum::<usize>();
     let results = measure_all(&model, &batches, args)?;
     let title = format!(
         "Worst-case sharpness of the ViT in {} ({}) on {points} of its Fashion-MNIST training images, batches of {}, {} Auto-PGD iterations",
@@ -218,7 +211,7 @@ fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
 /// Runs the measurement and prints the table.
 pub fn run(args: &Args) -> anyhow::Result<()> {
     if let Some(dir) = &args.checkpoint {
-        if dir.join("train.json").exists() || args.data == "fashion-mnist" {
+        if is_vit_checkpoint(dir) || args.data == "fashion-mnist" {
             return run_vit(dir, args);
         }
     }

@@ -1,7 +1,9 @@
 //! The command-line interface (binary only): argument parsing, progress bars, tables and JSON.
 //! The library never prints; everything user-facing is here.
 
+pub mod correlate;
 pub mod diagonal;
+pub mod family;
 pub mod fetch;
 pub mod hessian;
 pub mod invariance;

@@ -3,12 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use burn::module::Module;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use geosharp::assets::{self, Asset, Cache};
 use geosharp::data::fashion::{self, Split};
 use geosharp::geometry::Metric;
-use geosharp::train::{OptimizerKind, TrainConfig, TrainReport, train_vit};
+use geosharp::train::{OptimizerKind, TrainConfig, TrainReport, save_vit, train_vit};
 
 use super::progress::Bars;
 use super::{Backend, write_json};
@@ -47,7 +45,13 @@ pub struct Args {
     /// Test images (a seeded subset of the 10 000).
     #[arg(long, default_value_t = 2_000)]
     test_size: usize,
-    /// Seed of the data subsets, the initialisation and the batch order.
+    /// L2 weight decay of the base optimiser.
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Fraction of training labels replaced by a random other class (seeded by --seed).
+    #[arg(long, default_value_t = 0.0)]
+    label_noise: f64,
+    /// Seed of the data subsets, the label noise, the initialisation and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Save the trained model (model.mpk), its configuration and the report (train.json) here.
@@ -80,41 +84,44 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     config.train_size = args.train_size;
     config.test_size = args.test_size;
     config.seed = args.seed;
+    config.weight_decay = args.weight_decay;
+    config.label_noise = args.label_noise;
+    let report = train_and_save(&config, args.save.as_deref())?;
+    print!("{}", table(&report));
+    if let Some(path) = &args.json {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
 
+/// Loads Fashion-MNIST (fetching it if missing), trains the ViT `config` describes and saves
+/// it in `save` when given; `geosharp family` trains each of its models through this too.
+pub fn train_and_save(
+    config: &TrainConfig,
+    save: Option<&std::path::Path>,
+) -> anyhow::Result<TrainReport> {
     let cache = Cache::from_env();
     assets::fetch(&cache, Asset::FashionMnist, &mut |line| eprintln!("{line}"))
         .context("Fashion-MNIST is needed for training")?;
-    let train = fashion::load(&cache, Split::Train)?.subset(config.train_size, config.seed);
-    let test = fashion::load(&cache, Split::Test)?.subset(config.test_size, config.seed);
+    let train = config.training_images(&fashion::load(&cache, Split::Train)?);
+    let test = config.test_images(&fashion::load(&cache, Split::Test)?);
     eprintln!(
         "training a ViT ({} blocks, width {}) with {} on {} Fashion-MNIST images, testing on {}",
         config.model.depth,
         config.model.d_model,
-        args.optimizer.name(),
+        config.optimizer.name(),
         train.len(),
         test.len()
     );
     let device = Default::default();
     let (model, report) =
-        train_vit::<Backend>(&config, &train, &test, &device, &mut Bars::default())
+        train_vit::<Backend>(config, &train, &test, &device, &mut Bars::default())
             .context("training failed")?;
-    print!("{}", table(&report));
-    if let Some(dir) = &args.save {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("could not create {}", dir.display()))?;
-        model
-            .save_file(
-                dir.join("model"),
-                &NamedMpkFileRecorder::<FullPrecisionSettings>::new(),
-            )
-            .with_context(|| format!("could not save the model in {}", dir.display()))?;
-        write_json(&dir.join("train.json"), &report)?;
+    if let Some(dir) = save {
+        save_vit(dir, &model, &report)?;
         eprintln!("saved model.mpk and train.json in {}", dir.display());
     }
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
-    }
-    Ok(())
+    Ok(report)
 }
 
 fn table(report: &TrainReport) -> String {
@@ -146,6 +153,16 @@ fn table(report: &TrainReport) -> String {
             e.test_loss,
             100.0 * e.test_acc,
             e.seconds
+        );
+    }
+    if let (Some(train), Some(test)) = (report.final_train, report.final_test) {
+        out += &format!(
+            "final: train loss {:.4}, error {:.2}%; test loss {:.4}, error {:.2}%; gap {:.2} points\n",
+            train.loss,
+            100.0 * train.error,
+            test.loss,
+            100.0 * test.error,
+            100.0 * (test.error - train.error)
         );
     }
     out += &format!("total {:.1} s\n", report.seconds);

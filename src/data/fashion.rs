@@ -8,9 +8,9 @@ use std::io::Read;
 use std::path::Path;
 
 use burn::prelude::{Backend, Int, Tensor, TensorData};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
 
 use super::Error;
 use crate::assets::{Asset, Cache};
@@ -160,6 +160,26 @@ impl Images {
         self.select(&order)
     }
 
+    /// These images with a fraction `noise` of their labels replaced by a uniformly drawn
+    /// *other* class (the usual label-noise corruption of generalisation studies): exactly
+    /// round(noise · len) images, chosen by `seed`, get a wrong label. `noise` is clamped to
+    /// [0, 1]; 0 returns the images unchanged.
+    pub fn with_label_noise(mut self, noise: f64, seed: u64) -> Images {
+        let count = (noise.clamp(0.0, 1.0) * self.len() as f64).round() as usize;
+        if count == 0 {
+            return self;
+        }
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x1abe1_0015e);
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        order.shuffle(&mut rng);
+        for &i in &order[..count] {
+            // One of the nine other classes, uniformly.
+            let shift = rng.random_range(1..CLASSES.len() as u8);
+            self.labels[i] = (self.labels[i] + shift) % CLASSES.len() as u8;
+        }
+        self
+    }
+
     /// The batch of images at `indices`, on `device`.
     pub fn batch<B: Backend>(&self, indices: &[usize], device: &B::Device) -> ImageBatch<B> {
         let picked = self.select(indices);
@@ -205,6 +225,35 @@ mod tests {
         let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
         encoder.write_all(bytes).unwrap();
         encoder.finish().unwrap();
+    }
+
+    #[test]
+    fn label_noise_changes_exactly_its_share_of_labels_to_other_classes() {
+        let n = 1000;
+        let clean = Images {
+            pixels: vec![0.0; n * 4],
+            labels: (0..n).map(|i| (i % 10) as u8).collect(),
+            side: 2,
+        };
+        let noisy = clean.clone().with_label_noise(0.25, 3);
+        let changed = clean
+            .labels
+            .iter()
+            .zip(&noisy.labels)
+            .filter(|(a, b)| a != b)
+            .count();
+        assert_eq!(changed, 250, "every corrupted label is a different class");
+        assert!(noisy.labels.iter().all(|&l| l < 10));
+        assert_eq!(noisy, clean.clone().with_label_noise(0.25, 3), "seeded");
+        assert_ne!(noisy, clean.clone().with_label_noise(0.25, 4));
+        assert_eq!(clean.clone().with_label_noise(0.0, 3), clean);
+        // The wrong classes are spread over all nine alternatives.
+        let mut shifts = [0usize; 10];
+        for (a, b) in clean.labels.iter().zip(&noisy.labels) {
+            shifts[usize::from((b + 10 - a) % 10)] += 1;
+        }
+        assert_eq!(shifts[0], 750);
+        assert!(shifts[1..].iter().all(|&c| c > 10), "{shifts:?}");
     }
 
     #[test]

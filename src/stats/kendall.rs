@@ -25,6 +25,14 @@ fn pair_counts(x: &[f64], y: &[f64]) -> (f64, f64, f64, f64) {
     (s, n0, tx, ty)
 }
 
+/// S = C − D, the numerator of both τs (0 for mismatched lengths).
+pub(crate) fn concordance(x: &[f64], y: &[f64]) -> f64 {
+    if x.len() != y.len() {
+        return 0.0;
+    }
+    pair_counts(x, y).0
+}
+
 fn sign(v: f64) -> f64 {
     if v > 0.0 {
         1.0

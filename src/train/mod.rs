@@ -1,7 +1,11 @@
 //! Training: fitting heads on frozen encoders, and the ViT with the sharpness-aware optimisers.
 
 pub mod head;
+pub mod saved;
 pub mod vit;
 
 pub use head::{HeadFit, HeadReport, embed, fit_head};
-pub use vit::{BaseOptimizer, EpochStats, OptimizerKind, TrainConfig, TrainReport, train_vit};
+pub use saved::{is_vit_checkpoint, load_report, load_vit, save_vit};
+pub use vit::{
+    BaseOptimizer, EpochStats, Evaluation, OptimizerKind, TrainConfig, TrainReport, train_vit,
+};

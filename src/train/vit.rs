@@ -116,6 +116,14 @@ pub struct TrainConfig {
     pub base: BaseOptimizer,
     /// Learning rate, constant over the run.
     pub learning_rate: f64,
+    /// L2 weight decay of the base optimiser (Burn's `WeightDecayConfig`: λw added to the
+    /// gradient); 0 for none.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Fraction of the training labels replaced by a uniformly drawn *other* class, seeded by
+    /// `seed` (see [`TrainConfig::training_images`]); 0 for clean labels.
+    #[serde(default)]
+    pub label_noise: f64,
     /// ρ of the two-pass rules (`None`: the rule's default).
     pub rho: Option<f64>,
     /// Geodesic SAM's metric.
@@ -152,6 +160,8 @@ impl TrainConfig {
                 OptimizerKind::Sgd => 0.05,
                 _ => 1e-3,
             },
+            weight_decay: 0.0,
+            label_noise: 0.0,
             rho: None,
             metric: Metric::Mix,
             epochs: 10,
@@ -168,6 +178,19 @@ impl TrainConfig {
     /// ρ in effect.
     pub fn effective_rho(&self) -> f64 {
         self.rho.unwrap_or(self.optimizer.default_rho())
+    }
+
+    /// The run's training set drawn from the 60 000 training images: the seeded subset of
+    /// `train_size`, with `label_noise` of its labels corrupted. Training, measuring and
+    /// evaluating a checkpoint all call this, so they see the same images and the same labels.
+    pub fn training_images(&self, all: &Images) -> Images {
+        all.subset(self.train_size, self.seed)
+            .with_label_noise(self.label_noise, self.seed)
+    }
+
+    /// The run's test set: the seeded subset of `test_size` of the 10 000 test images.
+    pub fn test_images(&self, all: &Images) -> Images {
+        all.subset(self.test_size, self.seed)
     }
 }
 
@@ -195,8 +218,38 @@ pub struct TrainReport {
     pub config: TrainConfig,
     /// Per-epoch figures.
     pub epochs: Vec<EpochStats>,
+    /// The final model on the whole training set (with its noisy labels), evaluated after the
+    /// last step — unlike `epochs[..].train_loss`, which averages over the epoch's steps.
+    #[serde(default)]
+    pub final_train: Option<Evaluation>,
+    /// The final model on the test set.
+    #[serde(default)]
+    pub final_test: Option<Evaluation>,
     /// Wall time of the whole run, evaluation included.
     pub seconds: f64,
+}
+
+/// Mean loss and error rate of a model on a data set.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
+pub struct Evaluation {
+    /// Mean cross-entropy.
+    pub loss: f64,
+    /// Fraction misclassified.
+    pub error: f64,
+}
+
+impl TrainReport {
+    /// Test error minus training error of the final model: the generalisation gap of
+    /// sharpness–generalisation studies (Jiang et al. 2020; Andriushchenko et al. 2023).
+    /// `None` for reports written before the final evaluation was recorded.
+    pub fn error_gap(&self) -> Option<f64> {
+        Some(self.final_test?.error - self.final_train?.error)
+    }
+
+    /// Test loss minus training loss of the final model.
+    pub fn loss_gap(&self) -> Option<f64> {
+        Some(self.final_test?.loss - self.final_train?.loss)
+    }
 }
 
 /// Why training failed.
@@ -209,6 +262,16 @@ pub enum TrainError {
     /// A setting that makes no run.
     #[error("{0}")]
     Config(String),
+    /// A checkpoint file could not be read or written.
+    #[error("could not {action} {path}: {reason}")]
+    Checkpoint {
+        /// `read` or `write`.
+        action: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Trains a ViT from a seeded initialisation; returns it and the report.
@@ -234,17 +297,32 @@ pub fn train_vit<B: AutodiffBackend>(
         ));
     }
     config.model.check().map_err(TrainError::Config)?;
+    if !(0.0..=1.0).contains(&config.label_noise) {
+        return Err(TrainError::Config(format!(
+            "label noise must be a fraction in [0, 1], got {}",
+            config.label_noise
+        )));
+    }
+    if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "weight decay must be a finite number ≥ 0, got {}",
+            config.weight_decay
+        )));
+    }
     B::seed(device, config.seed);
     let model = config.model.init::<B>(device);
+    let decay = (config.weight_decay > 0.0)
+        .then(|| burn::optim::decay::WeightDecayConfig::new(config.weight_decay as f32));
     match config.base {
         BaseOptimizer::Sgd => {
             let base = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new()))
+                .with_weight_decay(decay)
                 .init();
             run(base, model, config, train, test, device, progress)
         }
         BaseOptimizer::Adam => run(
-            AdamConfig::new().init(),
+            AdamConfig::new().with_weight_decay(decay).init(),
             model,
             config,
             train,
@@ -257,6 +335,9 @@ pub fn train_vit<B: AutodiffBackend>(
 
 /// Mean loss and accuracy of `model` on `images`, in batches of 500, without autodiff.
 pub fn evaluate<B: Backend>(model: &Vit<B>, images: &Images, device: &B::Device) -> (f64, f64) {
+    if images.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
     let (mut loss, mut correct) = (0.0, 0.0);
     for idx in images.batch_indices(500, None) {
         let batch = images.batch::<B>(&idx, device);
@@ -396,12 +477,25 @@ where
             seconds,
         });
     }
+    let valid = model.valid();
+    let (train_loss, train_acc) = evaluate(&valid, train, device);
+    let (test_loss, test_acc) = epochs
+        .last()
+        .map_or((f64::NAN, f64::NAN), |e| (e.test_loss, e.test_acc));
     Ok((
         model,
         TrainReport {
             optimizer: kind.name().to_string(),
             config: config.clone(),
             epochs,
+            final_train: Some(Evaluation {
+                loss: train_loss,
+                error: 1.0 - train_acc,
+            }),
+            final_test: Some(Evaluation {
+                loss: test_loss,
+                error: 1.0 - test_acc,
+            }),
             seconds: start.elapsed().as_secs_f64(),
         },
     ))

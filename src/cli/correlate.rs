@@ -1,0 +1,393 @@
+//! `geosharp correlate`: measures every checkpoint of a family (cached per checkpoint,
+//! shardable) and reports Kendall's τ between each measure and the generalisation gap.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
+use geosharp::hessian::{self, HessianOperator, Order, Slq};
+use geosharp::measures::{Landscape, Progress, Silent, WorstCase, worst_case};
+use geosharp::studies::correlation::{
+    Cached, Correlation, Gap, MeasureCache, MeasureKey, Shard, checkpoints, correlate,
+};
+use geosharp::symmetry::Symmetric;
+use geosharp::train::{TrainReport, load_report};
+use serde::Serialize;
+
+use super::measure::{metrics, vit_batches};
+use super::plot::{Panel, scatter_svg};
+use super::progress::Bars;
+use super::write_json;
+
+/// Arguments of `geosharp correlate`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Directory of checkpoints saved by `geosharp train` or `geosharp family` (one per
+    /// subdirectory).
+    #[arg(long)]
+    runs: PathBuf,
+    /// Worst-case geometries to measure (none: only the Hessian measures).
+    #[arg(long, default_value = "all", value_parser = ["adaptive", "inv", "mix", "all", "none"])]
+    geometry: String,
+    /// Radii ρ of the worst-case measures (comma-separated: the study sweeps it).
+    #[arg(long, value_delimiter = ',', default_value = "0.1")]
+    rho: Vec<f64>,
+    /// Also the Hessian measures: λ_max (Lanczos), trace (Hutch++) and Rényi sharpness α = 1
+    /// (SLQ).
+    #[arg(long)]
+    hessian: bool,
+    /// Training images each checkpoint is measured on (the first of its training set).
+    #[arg(long, default_value_t = 512)]
+    points: usize,
+    /// Images per batch (m of m-sharpness).
+    #[arg(long, default_value_t = 128)]
+    batch: usize,
+    /// Auto-PGD iterations per batch.
+    #[arg(long, default_value_t = 20)]
+    iters: usize,
+    /// Lanczos steps of λ_max and of each SLQ probe.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Probes of SLQ (Hutch++ uses 3× this many products).
+    #[arg(long, default_value_t = 5)]
+    probes: usize,
+    /// Measure only this shard of the sorted checkpoints, i/n (the report covers every
+    /// checkpoint measured so far, by any shard).
+    #[arg(long, default_value = "1/1")]
+    shard: Shard,
+    /// Generalisation gap: error (test − train error) or loss (test − train loss).
+    #[arg(long, default_value = "error")]
+    gap: Gap,
+    /// Random permutations of the p-value (families of more than 8; smaller ones are exact).
+    #[arg(long, default_value_t = 10_000)]
+    permutations: usize,
+    /// Seed of the measures' random starts and probes, and of the permutations.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the per-checkpoint values and the τ table as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the scatter plots (one panel per measure) as SVG here.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+}
+
+#[derive(Serialize)]
+struct Output {
+    runs: String,
+    gap: Gap,
+    settings: serde_json::Value,
+    checkpoints: Vec<Row>,
+    correlations: Vec<Correlation>,
+    measured: usize,
+    cached: usize,
+    seconds: f64,
+}
+
+#[derive(Serialize)]
+struct Row {
+    name: String,
+    optimizer: String,
+    learning_rate: f64,
+    weight_decay: f64,
+    batch: usize,
+    epochs: usize,
+    label_noise: f64,
+    train_size: usize,
+    train_error: Option<f64>,
+    test_error: Option<f64>,
+    train_loss: Option<f64>,
+    test_loss: Option<f64>,
+    gap: Option<f64>,
+    /// Measure label → value, for the measures this checkpoint has.
+    sharpness: std::collections::BTreeMap<String, f64>,
+}
+
+/// What to compute for one key.
+#[derive(Clone, Copy)]
+enum Kind {
+    WorstCase(Metric, f64),
+    LambdaMax,
+    Trace,
+    Renyi,
+}
+
+fn keys(args: &Args) -> Vec<(MeasureKey, Kind)> {
+    let base = format!(
+        "points={} batch={} seed={}",
+        args.points, args.batch, args.seed
+    );
+    let mut out = Vec::new();
+    if args.geometry != "none" {
+        for metric in metrics(&args.geometry) {
+            for &rho in &args.rho {
+                out.push((
+                    MeasureKey {
+                        measure: metric.measure_name().into(),
+                        rho: Some(rho),
+                        settings: format!("{base} iters={} zero_weights=freeze", args.iters),
+                    },
+                    Kind::WorstCase(metric, rho),
+                ));
+            }
+        }
+    }
+    if args.hessian {
+        let hessian = |name: &str, settings: String, kind| {
+            let key = MeasureKey {
+                measure: name.into(),
+                rho: None,
+                settings,
+            };
+            (key, kind)
+        };
+        out.push(hessian(
+            "lambda_max",
+            format!("{base} steps={}", args.steps),
+            Kind::LambdaMax,
+        ));
+        out.push(hessian(
+            "trace",
+            format!("{base} products={}", 3 * args.probes),
+            Kind::Trace,
+        ));
+        out.push(hessian(
+            "renyi_1",
+            format!("{base} steps={} probes={}", args.steps, args.probes),
+            Kind::Renyi,
+        ));
+    }
+    out
+}
+
+/// Measures the keys `dir`'s cache lacks, saving each value as soon as it is known.
+fn measure(dir: &Path, keys: &[(MeasureKey, Kind)], args: &Args) -> anyhow::Result<usize> {
+    let mut cache = MeasureCache::load(dir);
+    let missing: Vec<&(MeasureKey, Kind)> = keys
+        .iter()
+        .filter(|(k, _)| cache.get(k).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(0);
+    }
+    let device = Default::default();
+    let (_, model, batches) = vit_batches(dir, args.points, args.batch, &device)?;
+    anyhow::ensure!(
+        !batches.is_empty(),
+        "{} has no training images to measure on",
+        dir.display()
+    );
+    let landscape = Landscape::new(model.clone(), &model.symmetries())?;
+    let sizes: Vec<usize> = batches.iter().map(|b| b.indices.len()).collect();
+    for (key, kind) in &missing {
+        let start = Instant::now();
+        let value = match *kind {
+            Kind::WorstCase(metric, rho) => {
+                let mut config = WorstCase::new(
+                    rho,
+                    GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze),
+                )
+                .with_iterations(args.iters);
+                config.seed = args.seed;
+                worst_case(&landscape, &batches, &config, &mut Silent)?.sharpness
+            }
+            kind => {
+                let op = HessianOperator::new(&landscape, &batches)?.with_batch_sizes(&sizes)?;
+                match kind {
+                    Kind::LambdaMax => {
+                        hessian::top_eigenvalues(
+                            &op,
+                            1,
+                            args.steps,
+                            Order::LargestAlgebraic,
+                            args.seed,
+                        )?[0]
+                            .0
+                    }
+                    Kind::Trace => hessian::hutch_plus_plus(&op, 3 * args.probes, args.seed)?.value,
+                    _ => {
+                        let config = Slq {
+                            steps: args.steps,
+                            probes: args.probes,
+                            seed: args.seed,
+                        };
+                        let density = hessian::slq(&op, &config)?;
+                        hessian::renyi_from_density(&density, &[1.0])?[0].sharpness
+                    }
+                }
+            }
+        };
+        anyhow::ensure!(
+            value.is_finite(),
+            "{} of {} is not finite ({value})",
+            key.label(),
+            dir.display()
+        );
+        let cached = Cached {
+            value,
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        cache
+            .insert(dir, key, cached)
+            .with_context(|| format!("could not write the cache in {}", dir.display()))?;
+    }
+    Ok(missing.len())
+}
+
+fn row(
+    dir: &Path,
+    report: &TrainReport,
+    gap: Gap,
+    cache: &MeasureCache,
+    keys: &[(MeasureKey, Kind)],
+) -> Row {
+    let c = &report.config;
+    Row {
+        name: dir
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        optimizer: report.optimizer.clone(),
+        learning_rate: c.learning_rate,
+        weight_decay: c.weight_decay,
+        batch: c.batch,
+        epochs: c.epochs,
+        label_noise: c.label_noise,
+        train_size: c.train_size,
+        train_error: report.final_train.map(|e| e.error),
+        test_error: report.final_test.map(|e| e.error),
+        train_loss: report.final_train.map(|e| e.loss),
+        test_loss: report.final_test.map(|e| e.loss),
+        gap: match gap {
+            Gap::Error => report.error_gap(),
+            Gap::Loss => report.loss_gap(),
+        },
+        sharpness: keys
+            .iter()
+            .filter_map(|(k, _)| cache.get(k).map(|v| (k.label(), v.value)))
+            .collect(),
+    }
+}
+
+/// Measures this shard's checkpoints, then correlates every measured checkpoint.
+pub fn run(args: &Args) -> anyhow::Result<()> {
+    let start = Instant::now();
+    anyhow::ensure!(
+        args.rho.iter().all(|r| *r > 0.0 && r.is_finite()),
+        "every --rho must be positive, got {:?}",
+        args.rho
+    );
+    let keys = keys(args);
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "nothing to measure: --geometry none without --hessian"
+    );
+    let dirs = checkpoints(&args.runs)
+        .with_context(|| format!("could not list the checkpoints in {}", args.runs.display()))?;
+    anyhow::ensure!(
+        !dirs.is_empty(),
+        "{} holds no checkpoints (subdirectories with a train.json); train some with `geosharp family --out {}`",
+        args.runs.display(),
+        args.runs.display()
+    );
+    let mine: Vec<&PathBuf> = dirs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.contains(*i))
+        .map(|(_, d)| d)
+        .collect();
+    let mut bars = Bars::default();
+    bars.begin(
+        &format!("measuring {} checkpoints", mine.len()),
+        mine.len() as u64,
+    );
+    let mut measured = 0;
+    for dir in &mine {
+        measured +=
+            measure(dir, &keys, args).with_context(|| format!("measuring {}", dir.display()))?;
+        bars.advance(1);
+    }
+    bars.end();
+
+    let mut rows = Vec::with_capacity(dirs.len());
+    for dir in &dirs {
+        let report = load_report(dir)?;
+        rows.push(row(dir, &report, args.gap, &MeasureCache::load(dir), &keys));
+    }
+    let total_values = rows.iter().map(|r| r.sharpness.len()).sum::<usize>();
+    let correlations: Vec<Correlation> = keys
+        .iter()
+        .map(|(key, _)| {
+            let pairs: Vec<(f64, f64)> = rows
+                .iter()
+                .filter_map(|r| Some((*r.sharpness.get(&key.label())?, r.gap?)))
+                .collect();
+            correlate(key, &pairs, args.permutations, args.seed)
+        })
+        .collect();
+    print_table(&correlations, args.gap, dirs.len());
+    if let Some(path) = &args.plot {
+        let panels: Vec<Panel> = keys
+            .iter()
+            .zip(&correlations)
+            .map(|((key, _), c)| Panel {
+                title: format!("{}: τ-b = {:.3}", key.label(), c.test.tau_b),
+                x_label: key.label(),
+                y_label: format!("{:?} gap", args.gap).to_lowercase(),
+                points: rows
+                    .iter()
+                    .filter_map(|r| Some((*r.sharpness.get(&key.label())?, r.gap?)))
+                    .collect(),
+            })
+            .collect();
+        scatter_svg(path, &panels)?;
+    }
+    if let Some(path) = &args.json {
+        let output = Output {
+            runs: args.runs.display().to_string(),
+            gap: args.gap,
+            settings: serde_json::json!({
+                "points": args.points, "batch": args.batch, "iters": args.iters,
+                "steps": args.steps, "probes": args.probes, "seed": args.seed,
+                "permutations": args.permutations, "rho": args.rho,
+            }),
+            checkpoints: rows,
+            correlations,
+            measured,
+            cached: total_values - measured.min(total_values),
+            seconds: start.elapsed().as_secs_f64(),
+        };
+        write_json(path, &output)?;
+    }
+    Ok(())
+}
+
+fn print_table(correlations: &[Correlation], gap: Gap, checkpoints: usize) {
+    println!(
+        "\nKendall τ between each measure and the {} gap ({checkpoints} checkpoints)\n",
+        format!("{gap:?}").to_lowercase()
+    );
+    println!(
+        "{:<16} {:>6} {:>4} {:>8} {:>8} {:>9}",
+        "measure", "ρ", "n", "τ-a", "τ-b", "p"
+    );
+    for c in correlations {
+        let t = &c.test;
+        println!(
+            "{:<16} {:>6} {:>4} {:>8.3} {:>8.3} {:>9.4}{}",
+            c.measure,
+            c.rho.map_or("–".into(), |r| r.to_string()),
+            t.n,
+            t.tau_a,
+            t.tau_b,
+            t.p_value,
+            if t.exact { " (exact)" } else { "" }
+        );
+    }
+    if let Some(short) = correlations.iter().find(|c| c.test.n < checkpoints) {
+        println!(
+            "\nonly {} of {checkpoints} checkpoints have {} so far: run the remaining shards, then once more without --shard",
+            short.test.n, short.measure
+        );
+    }
+}
