@@ -18,6 +18,10 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where to compute: cpu (Burn's ndarray backend) or cuda / cuda:N (Burn's CUDA backend;
+    /// needs a binary built with `--features cuda`).
+    #[arg(long, global = true, default_value = "cpu")]
+    device: cli::DeviceArg,
 }
 
 #[derive(Debug, Subcommand)]
@@ -43,18 +47,37 @@ enum Command {
     Correlate(cli::correlate::Args),
 }
 
+/// Runs `command` on backend `B`, on `device`: every subcommand is generic over the backend,
+/// so `--device` picks one at run time from the backends compiled in.
+fn run<B: burn::tensor::backend::AutodiffBackend>(
+    command: &Command,
+    device: &B::Device,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Diagonal(args) => cli::diagonal::run::<B>(args, device),
+        Command::Fetch(args) => cli::fetch::run(args),
+        Command::Measure(args) => cli::measure::run::<B>(args, device),
+        Command::Invariance(args) => cli::invariance::run::<B>(args, device),
+        Command::Hessian(args) => cli::hessian::run::<B>(args, device),
+        Command::Train(args) => cli::train::run::<B>(args, device),
+        Command::Family(args) => cli::family::run::<B>(args, device),
+        Command::Correlate(args) => cli::correlate::run::<B>(args, device),
+    }
+}
+
 fn main() -> std::process::ExitCode {
     geosharp::allocator::keep_freed_memory();
     let cli = Cli::parse();
-    let result = match &cli.command {
-        Command::Diagonal(args) => cli::diagonal::run(args),
-        Command::Fetch(args) => cli::fetch::run(args),
-        Command::Measure(args) => cli::measure::run(args),
-        Command::Invariance(args) => cli::invariance::run(args),
-        Command::Hessian(args) => cli::hessian::run(args),
-        Command::Train(args) => cli::train::run(args),
-        Command::Family(args) => cli::family::run(args),
-        Command::Correlate(args) => cli::correlate::run(args),
+    let result = match cli.device {
+        cli::DeviceArg::Cpu => run::<cli::Cpu>(&cli.command, &Default::default()),
+        #[cfg(feature = "cuda")]
+        cli::DeviceArg::Cuda(index) => {
+            run::<cli::Gpu>(&cli.command, &burn::backend::cuda::CudaDevice { index })
+        }
+        #[cfg(not(feature = "cuda"))]
+        cli::DeviceArg::Cuda(_) => Err(anyhow::anyhow!(
+            "this geosharp was built without CUDA; rebuild with `cargo build --release --features cuda`"
+        )),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

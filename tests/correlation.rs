@@ -4,9 +4,11 @@
 
 mod common;
 
+use common::B32;
 use common::assets::cache_with;
 use geosharp::assets::Asset;
 use geosharp::stats::{EXACT_MAX, kendall_test};
+use geosharp::train::{load_vit, save_vit};
 
 /// τ-b by its definition: concordant minus discordant pairs over the tie-corrected count.
 fn brute_tau_b(x: &[f64], y: &[f64]) -> f64 {
@@ -179,6 +181,21 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
         4
     );
 
+    // Collapse the query projection of run-003: its QK factor is rank-deficient, so the inv and
+    // mix metrics are undefined there; the study must record that and go on.
+    {
+        use burn::module::Param;
+        let ck = runs.join("run-003");
+        let (report, mut model) = load_vit::<B32>(&ck, &Default::default()).unwrap();
+        let q = &mut model.blocks[0].attention.query;
+        q.weight = Param::from_tensor(q.weight.val().zeros_like());
+        q.bias = q
+            .bias
+            .take()
+            .map(|b| Param::from_tensor(b.val().zeros_like()));
+        save_vit(&ck, &model, &report).unwrap();
+    }
+
     let json = dir.join("study.json");
     let plot = dir.join("study.svg");
     let common = [
@@ -230,6 +247,17 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
     assert_eq!(out["cached"], 2 * 6);
     let rows = out["checkpoints"].as_array().unwrap();
     assert_eq!(rows.len(), 4);
+    let undefined = rows[3]["undefined"].as_object().unwrap();
+    assert_eq!(undefined.len(), 2, "{undefined:?}");
+    for label in ["geodesic_inv ρ=0.05", "geodesic_mix ρ=0.05"] {
+        assert!(
+            undefined[label]
+                .as_str()
+                .unwrap()
+                .contains("rank-deficient")
+        );
+    }
+    assert!(printed.contains("2 values are undefined"), "{printed}");
     // Values cached by shard 1 are reported unchanged.
     for i in [0, 2] {
         assert_eq!(rows[i]["sharpness"], first["checkpoints"][i]["sharpness"]);
@@ -250,12 +278,15 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
             Some(rho) => format!("{} ρ={rho}", c["measure"].as_str().unwrap()),
             None => c["measure"].as_str().unwrap().to_string(),
         };
-        let values: Vec<f64> = rows
+        let (values, gaps): (Vec<f64>, Vec<f64>) = rows
             .iter()
-            .map(|r| r["sharpness"][&label].as_f64().unwrap())
-            .collect();
+            .zip(&gaps)
+            .filter_map(|(r, &g)| Some((r["sharpness"][&label].as_f64()?, g)))
+            .unzip();
         assert!(values.iter().all(|v| v.is_finite()), "{label}: {values:?}");
-        assert_eq!(c["n"], 4);
+        let geodesic = label.starts_with("geodesic");
+        assert_eq!(c["n"], if geodesic { 3 } else { 4 }, "{label}");
+        assert_eq!(values.len(), if geodesic { 3 } else { 4 });
         let (a, b) = (c["tau_a"].as_f64().unwrap(), c["tau_b"].as_f64().unwrap());
         assert!((a - brute_tau_a(&values, &gaps)).abs() < 1e-12, "{label}");
         let hand_b = brute_tau_b(&values, &gaps);
@@ -273,8 +304,8 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
     let svg = std::fs::read_to_string(&plot).unwrap();
     assert_eq!(
         svg.matches("<circle").count(),
-        6 * 4,
-        "one point per measure and checkpoint"
+        6 * 4 - 2,
+        "one point per defined measure and checkpoint"
     );
     assert_eq!(svg.matches("τ-b =").count(), 6);
     std::fs::remove_dir_all(&dir).ok();

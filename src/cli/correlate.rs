@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
 use geosharp::hessian::{self, HessianOperator, Order, Slq};
 use geosharp::measures::{Landscape, Progress, Silent, WorstCase, worst_case};
@@ -102,6 +103,9 @@ struct Row {
     gap: Option<f64>,
     /// Measure label → value, for the measures this checkpoint has.
     sharpness: std::collections::BTreeMap<String, f64>,
+    /// Measure label → why it is undefined on this checkpoint.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    undefined: std::collections::BTreeMap<String, String>,
 }
 
 /// What to compute for one key.
@@ -162,17 +166,19 @@ fn keys(args: &Args) -> Vec<(MeasureKey, Kind)> {
 }
 
 /// Measures the keys `dir`'s cache lacks, saving each value as soon as it is known.
-fn measure(dir: &Path, keys: &[(MeasureKey, Kind)], args: &Args) -> anyhow::Result<usize> {
+fn measure<B: AutodiffBackend>(
+    dir: &Path,
+    keys: &[(MeasureKey, Kind)],
+    args: &Args,
+    device: &B::Device,
+) -> anyhow::Result<usize> {
     let mut cache = MeasureCache::load(dir);
-    let missing: Vec<&(MeasureKey, Kind)> = keys
-        .iter()
-        .filter(|(k, _)| cache.get(k).is_none())
-        .collect();
+    let missing: Vec<&(MeasureKey, Kind)> =
+        keys.iter().filter(|(k, _)| !cache.settled(k)).collect();
     if missing.is_empty() {
         return Ok(0);
     }
-    let device = Default::default();
-    let (_, model, batches) = vit_batches(dir, args.points, args.batch, &device)?;
+    let (_, model, batches) = vit_batches::<B>(dir, args.points, args.batch, device)?;
     anyhow::ensure!(
         !batches.is_empty(),
         "{} has no training images to measure on",
@@ -190,7 +196,21 @@ fn measure(dir: &Path, keys: &[(MeasureKey, Kind)], args: &Args) -> anyhow::Resu
                 )
                 .with_iterations(args.iters);
                 config.seed = args.seed;
-                worst_case(&landscape, &batches, &config, &mut Silent)?.sharpness
+                match worst_case(&landscape, &batches, &config, &mut Silent) {
+                    Ok(report) => report.sharpness,
+                    // The metric is undefined at this model (a collapsed head, an exactly zero
+                    // weight): a property of the checkpoint, recorded and left out of this τ.
+                    Err(e @ geosharp::measures::Error::Geometry(_)) => {
+                        eprintln!("{}: {} is undefined: {e}", dir.display(), key.label());
+                        cache
+                            .insert_failure(dir, key, e.to_string())
+                            .with_context(|| {
+                                format!("could not write the cache in {}", dir.display())
+                            })?;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             kind => {
                 let op = HessianOperator::new(&landscape, &batches)?.with_batch_sizes(&sizes)?;
@@ -266,11 +286,15 @@ fn row(
             .iter()
             .filter_map(|(k, _)| cache.get(k).map(|v| (k.label(), v.value)))
             .collect(),
+        undefined: keys
+            .iter()
+            .filter_map(|(k, _)| cache.failure(k).map(|e| (k.label(), e.to_string())))
+            .collect(),
     }
 }
 
 /// Measures this shard's checkpoints, then correlates every measured checkpoint.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let start = Instant::now();
     anyhow::ensure!(
         args.rho.iter().all(|r| *r > 0.0 && r.is_finite()),
@@ -303,8 +327,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     );
     let mut measured = 0;
     for dir in &mine {
-        measured +=
-            measure(dir, &keys, args).with_context(|| format!("measuring {}", dir.display()))?;
+        measured += measure::<B>(dir, &keys, args, device)
+            .with_context(|| format!("measuring {}", dir.display()))?;
         bars.advance(1);
     }
     bars.end();
@@ -325,7 +349,13 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             correlate(key, &pairs, args.permutations, args.seed)
         })
         .collect();
+    let undefined = rows.iter().map(|r| r.undefined.len()).sum::<usize>();
     print_table(&correlations, args.gap, dirs.len());
+    if undefined > 0 {
+        println!(
+            "\n{undefined} values are undefined (listed under \"undefined\" in the JSON) and left out of their τ"
+        );
+    }
     if let Some(path) = &args.plot {
         let panels: Vec<Panel> = keys
             .iter()
@@ -354,7 +384,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             checkpoints: rows,
             correlations,
             measured,
-            cached: total_values - measured.min(total_values),
+            cached: (total_values + undefined).saturating_sub(measured),
             seconds: start.elapsed().as_secs_f64(),
         };
         write_json(path, &output)?;
@@ -384,10 +414,9 @@ fn print_table(correlations: &[Correlation], gap: Gap, checkpoints: usize) {
             if t.exact { " (exact)" } else { "" }
         );
     }
-    if let Some(short) = correlations.iter().find(|c| c.test.n < checkpoints) {
+    if correlations.iter().any(|c| c.test.n < checkpoints) {
         println!(
-            "\nonly {} of {checkpoints} checkpoints have {} so far: run the remaining shards, then once more without --shard",
-            short.test.n, short.measure
+            "\nn < {checkpoints}: some checkpoints lack a measure (undefined there, or not yet measured: run the remaining shards, then once more without --shard)"
         );
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use geosharp::studies::diagonal::{self, DiagonalStudy, DiagonalStudyConfig};
 
 use super::progress::Bars;
-use super::{Backend, write_json};
+use super::write_json;
 
 /// Arguments of `geosharp diagonal`.
 #[derive(Debug, clap::Args)]
@@ -32,7 +32,10 @@ pub struct Args {
 }
 
 /// Runs the study and prints the table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: burn::tensor::backend::AutodiffBackend>(
+    args: &Args,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     let config = DiagonalStudyConfig {
         models: args.models,
         seed: args.seed,
@@ -41,7 +44,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         max_steps: args.max_steps,
         ..DiagonalStudyConfig::default()
     };
-    let study = diagonal::run::<Backend>(&config, &Default::default(), &mut Bars::default())
+    let study = diagonal::run::<B>(&config, device, &mut Bars::default())
         .context("the diagonal-network study failed")?;
     print!("{}", table(&study));
     if let Some(path) = &args.json {

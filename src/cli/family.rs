@@ -29,7 +29,10 @@ pub struct Args {
 
 /// Trains every model of the family that is not already in `--out` with the same
 /// configuration (so an interrupted family resumes), then prints the family's table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: burn::tensor::backend::AutodiffBackend>(
+    args: &Args,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     anyhow::ensure!(args.count > 0, "--count must be at least 1");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("could not create {}", args.out.display()))?;
@@ -46,7 +49,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
             }
             None => {
                 eprintln!("run-{i:03} of {}:", configs.len());
-                train_and_save(config, Some(&dir))?
+                train_and_save::<B>(config, Some(&dir), device)?
             }
         };
         reports.push(report);

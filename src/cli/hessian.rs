@@ -115,14 +115,17 @@ struct Wen {
 }
 
 /// Runs the estimators and prints their table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: burn::tensor::backend::AutodiffBackend>(
+    args: &Args,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let options = MrOptions {
         split_seed: args.seed,
         head_train_limit: args.head_train_limit,
         ..MrOptions::default()
     };
-    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
+    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
     let landscape = Landscape::new(task.model.clone(), &task.model.symmetries())?;
     if args.list_blocks {
         for block in landscape.layout().blocks() {
@@ -130,7 +133,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let batches = task.batches(args.points, args.batch, &Default::default())?;
+    let batches = task.batches(args.points, args.batch, device)?;
     let sizes: Vec<usize> = batches.iter().map(|b| b.labels.dims()[0]).collect();
     let mut op = HessianOperator::new(&landscape, &batches)?
         .with_batch_sizes(&sizes)?

@@ -46,14 +46,17 @@ pub struct Args {
 }
 
 /// Runs the experiment and prints the table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: burn::tensor::backend::AutodiffBackend>(
+    args: &Args,
+    device: &B::Device,
+) -> anyhow::Result<()> {
     let options = MrOptions {
         split_seed: args.seed,
         head_train_limit: args.head_train_limit,
         ..MrOptions::default()
     };
-    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
-    let batches = task.batches(args.points, args.batch, &Default::default())?;
+    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
+    let batches = task.batches(args.points, args.batch, device)?;
     let config = InvarianceConfig {
         scales: args.scales.clone(),
         rho: args.rho,

@@ -15,7 +15,8 @@ use geosharp::train::{TrainReport, is_vit_checkpoint, load_vit};
 use serde::Serialize;
 
 use super::progress::Bars;
-use super::{Backend, write_json};
+use super::write_json;
+use burn::tensor::backend::AutodiffBackend;
 
 /// Arguments of `geosharp measure`.
 #[derive(Debug, clap::Args)]
@@ -79,10 +80,11 @@ pub fn metrics(geometry: &str) -> Vec<Metric> {
 }
 
 /// Loads the MR task for `checkpoint` (the fetched MiniLM by default), fetching what is missing.
-pub fn load_task(
+pub fn load_task<B: AutodiffBackend>(
     checkpoint: Option<&PathBuf>,
     options: &MrOptions,
-) -> anyhow::Result<(PathBuf, MrTask<Backend>)> {
+    device: &B::Device,
+) -> anyhow::Result<(PathBuf, MrTask<B>)> {
     let cache = Cache::from_env();
     let dir = match checkpoint {
         Some(dir) => dir.clone(),
@@ -94,14 +96,8 @@ pub fn load_task(
     };
     assets::fetch(&cache, Asset::MovieReviews, &mut |l| eprintln!("{l}"))
         .context("fetching the MR sentences")?;
-    let task = MrTask::load(
-        &dir,
-        &cache,
-        options,
-        &Default::default(),
-        &mut Bars::default(),
-    )
-    .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
+    let task = MrTask::load(&dir, &cache, options, device, &mut Bars::default())
+        .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
     if let Some(r) = &task.head_report {
         eprintln!(
             "fitted a head on {} sentences: train accuracy {:.1} %, test accuracy {:.1} % ({:.0} s); saved to {}",
@@ -116,7 +112,7 @@ pub fn load_task(
 }
 
 /// Measures every selected geometry on `batches`.
-fn measure_all<M: Objective<Backend> + Symmetric>(
+fn measure_all<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     model: &M,
     batches: &[M::Batch],
     args: &Args,
@@ -162,13 +158,13 @@ fn print_table(title: &str, results: &[SharpnessReport]) {
 
 /// The ViT checkpoint in `dir` and the first `points` images of the training set it was
 /// trained on (its subset, with its label noise), in batches of `batch`.
-pub fn vit_batches(
+pub fn vit_batches<B: AutodiffBackend>(
     dir: &Path,
     points: usize,
     batch: usize,
-    device: &burn::tensor::Device<Backend>,
-) -> anyhow::Result<(TrainReport, Vit<Backend>, Vec<ImageBatch<Backend>>)> {
-    let (report, model) = load_vit::<Backend>(dir, device)?;
+    device: &B::Device,
+) -> anyhow::Result<(TrainReport, Vit<B>, Vec<ImageBatch<B>>)> {
+    let (report, model) = load_vit::<B>(dir, device)?;
     let cache = Cache::from_env();
     assets::fetch(&cache, Asset::FashionMnist, &mut |l| eprintln!("{l}"))
         .context("fetching Fashion-MNIST")?;
@@ -178,16 +174,15 @@ pub fn vit_batches(
     let order: Vec<usize> = (0..points.min(train.len())).collect();
     let batches = order
         .chunks(batch.max(1))
-        .map(|idx| train.batch::<Backend>(idx, device))
+        .map(|idx| train.batch::<B>(idx, device))
         .collect();
     Ok((report, model, batches))
 }
 
 /// A checkpoint saved by `geosharp train` (train.json + model.mpk): the ViT on the first
 /// `--points` images of the training subset it was trained on.
-fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
-    let device = Default::default();
-    let (report, model, batches) = vit_batches(dir, args.points, args.batch, &device)?;
+fn run_vit<B: AutodiffBackend>(dir: &Path, args: &Args, device: &B::Device) -> anyhow::Result<()> {
+    let (report, model, batches) = vit_batches::<B>(dir, args.points, args.batch, device)?;
     let points = batches.iter().map(|b| b.indices.len()).sum::<usize>();
     let results = measure_all(&model, &batches, args)?;
     let title = format!(
@@ -209,10 +204,10 @@ fn run_vit(dir: &Path, args: &Args) -> anyhow::Result<()> {
 }
 
 /// Runs the measurement and prints the table.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     if let Some(dir) = &args.checkpoint {
         if is_vit_checkpoint(dir) || args.data == "fashion-mnist" {
-            return run_vit(dir, args);
+            return run_vit::<B>(dir, args, device);
         }
     }
     let options = MrOptions {
@@ -220,9 +215,8 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
         head_train_limit: args.head_train_limit,
         ..MrOptions::default()
     };
-    let (dir, task) = load_task(args.checkpoint.as_ref(), &options)?;
-    let device = Default::default();
-    let batches = task.batches(args.points, args.batch, &device)?;
+    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
+    let batches = task.batches(args.points, args.batch, device)?;
     let results = measure_all(&task.model, &batches, args)?;
     let title = format!(
         "Worst-case sharpness of {} on MR ({} training sentences, batches of {}, {} Auto-PGD iterations)",

@@ -16,8 +16,36 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// The backend the CLI measures with: Burn's ndarray CPU backend with autodiff.
-pub type Backend = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+/// The CPU backend: Burn's ndarray backend (f32) with autodiff.
+pub type Cpu = burn::backend::Autodiff<burn::backend::NdArray<f32>>;
+
+/// The CUDA backend: Burn's CUDA backend (f32) with autodiff.
+#[cfg(feature = "cuda")]
+pub type Gpu = burn::backend::Autodiff<burn::backend::Cuda<f32>>;
+
+/// Where the tensors live (`--device`): the CPU, or the CUDA GPU of the given index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// Burn's ndarray backend.
+    Cpu,
+    /// Burn's CUDA backend on GPU `index` (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            _ => s
+                .strip_prefix("cuda:")
+                .and_then(|i| i.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("unknown device '{s}'; expected cpu, cuda or cuda:N")),
+        }
+    }
+}
 
 /// Writes `value` as pretty JSON to `path`.
 pub fn write_json(path: &Path, value: &impl serde::Serialize) -> anyhow::Result<()> {

@@ -9,7 +9,8 @@ use geosharp::geometry::Metric;
 use geosharp::train::{OptimizerKind, TrainConfig, TrainReport, save_vit, train_vit};
 
 use super::progress::Bars;
-use super::{Backend, write_json};
+use super::write_json;
+use burn::tensor::backend::AutodiffBackend;
 
 /// Arguments of `geosharp train`.
 #[derive(Debug, clap::Args)]
@@ -63,7 +64,7 @@ pub struct Args {
 }
 
 /// Trains, prints per-epoch figures, saves.
-pub fn run(args: &Args) -> anyhow::Result<()> {
+pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     let mut config = TrainConfig::new(args.optimizer);
     if let Some(base) = &args.base {
         config.base = match base.as_str() {
@@ -86,7 +87,7 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
     config.seed = args.seed;
     config.weight_decay = args.weight_decay;
     config.label_noise = args.label_noise;
-    let report = train_and_save(&config, args.save.as_deref())?;
+    let report = train_and_save::<B>(&config, args.save.as_deref(), device)?;
     print!("{}", table(&report));
     if let Some(path) = &args.json {
         write_json(path, &report)?;
@@ -96,9 +97,10 @@ pub fn run(args: &Args) -> anyhow::Result<()> {
 
 /// Loads Fashion-MNIST (fetching it if missing), trains the ViT `config` describes and saves
 /// it in `save` when given; `geosharp family` trains each of its models through this too.
-pub fn train_and_save(
+pub fn train_and_save<B: AutodiffBackend>(
     config: &TrainConfig,
     save: Option<&std::path::Path>,
+    device: &B::Device,
 ) -> anyhow::Result<TrainReport> {
     let cache = Cache::from_env();
     assets::fetch(&cache, Asset::FashionMnist, &mut |line| eprintln!("{line}"))
@@ -113,10 +115,8 @@ pub fn train_and_save(
         train.len(),
         test.len()
     );
-    let device = Default::default();
-    let (model, report) =
-        train_vit::<Backend>(config, &train, &test, &device, &mut Bars::default())
-            .context("training failed")?;
+    let (model, report) = train_vit::<B>(config, &train, &test, device, &mut Bars::default())
+        .context("training failed")?;
     if let Some(dir) = save {
         save_vit(dir, &model, &report)?;
         eprintln!("saved model.mpk and train.json in {}", dir.display());

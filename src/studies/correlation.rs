@@ -111,6 +111,12 @@ pub struct Cached {
 pub struct MeasureCache {
     /// Cache key → value.
     pub values: BTreeMap<String, Cached>,
+    /// Cache key → why the measure is undefined on this checkpoint (e.g. a collapsed attention
+    /// head, whose rank-deficient factor the inv and mix metrics cannot use). Recorded so a
+    /// study neither stops at such a model nor retries it on every run; the report leaves it
+    /// out of that measure's τ and says so.
+    #[serde(default)]
+    pub failures: BTreeMap<String, String>,
 }
 
 impl MeasureCache {
@@ -129,13 +135,43 @@ impl MeasureCache {
         self.values.get(&key.cache_key()).copied()
     }
 
+    /// Why `key` could not be measured on this checkpoint, if it could not.
+    pub fn failure(&self, key: &MeasureKey) -> Option<&str> {
+        self.failures.get(&key.cache_key()).map(String::as_str)
+    }
+
+    /// Whether `key` has a value or a recorded failure (nothing left to do).
+    pub fn settled(&self, key: &MeasureKey) -> bool {
+        self.get(key).is_some() || self.failure(key).is_some()
+    }
+
     /// Records `value` for `key` and writes the cache to `dir` at once, through a temporary
     /// file renamed over the old one so that an interruption never leaves half a file.
     ///
     /// # Errors
     /// The I/O error when the file cannot be written.
     pub fn insert(&mut self, dir: &Path, key: &MeasureKey, value: Cached) -> std::io::Result<()> {
+        self.failures.remove(&key.cache_key());
         self.values.insert(key.cache_key(), value);
+        self.write(dir)
+    }
+
+    /// Records that `key` is undefined on this checkpoint, and why; writes like
+    /// [`MeasureCache::insert`].
+    ///
+    /// # Errors
+    /// The I/O error when the file cannot be written.
+    pub fn insert_failure(
+        &mut self,
+        dir: &Path,
+        key: &MeasureKey,
+        reason: String,
+    ) -> std::io::Result<()> {
+        self.failures.insert(key.cache_key(), reason);
+        self.write(dir)
+    }
+
+    fn write(&self, dir: &Path) -> std::io::Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         let tmp = dir.join(format!("{CACHE_FILE}.tmp"));
         std::fs::write(&tmp, text + "\n")?;
