@@ -162,13 +162,7 @@ fn weight_decay_shrinks_the_weights_and_the_report_records_the_final_gap() {
         config.epochs = 2;
         config.batch = 32;
         config.weight_decay = decay;
-        config.model = VitConfig {
-            d_model: 16,
-            heads: 2,
-            depth: 1,
-            mlp: 32,
-            ..VitConfig::default()
-        };
+        config.model = VitConfig::tiny();
         let (model, report) =
             train_vit::<B32>(&config, &train, &test, &Default::default(), &mut Silent).unwrap();
         let (_, values) = geosharp::params::ParamTable::read(&model.valid());

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
+use geosharp::geometry::{Metric, ZeroWeights};
 use geosharp::hessian::{self, HessianOperator, Order, Slq};
-use geosharp::measures::{Landscape, Progress, Silent, WorstCase, worst_case};
+use geosharp::measures::{Landscape, Progress, Silent, worst_case};
 use geosharp::studies::correlation::{
     Cached, Correlation, Gap, MeasureCache, MeasureKey, Shard, checkpoints, correlate,
 };
@@ -16,7 +16,9 @@ use geosharp::symmetry::Symmetric;
 use geosharp::train::{TrainReport, load_report};
 use serde::Serialize;
 
-use super::measure::{metrics, vit_batches};
+use geosharp::data::fashion::{Images, Split};
+
+use super::measure::{fashion_mnist, metrics, vit_batches, worst_case_config};
 use super::plot::{Panel, scatter_svg};
 use super::progress::Bars;
 use super::write_json;
@@ -166,10 +168,13 @@ fn keys(args: &Args) -> Vec<(MeasureKey, Kind)> {
 }
 
 /// Measures the keys `dir`'s cache lacks, saving each value as soon as it is known.
+/// `all_train` holds the Fashion-MNIST training split once a checkpoint has needed it, so a
+/// study reads and verifies it once, and not at all when everything is cached.
 fn measure<B: AutodiffBackend>(
     dir: &Path,
     keys: &[(MeasureKey, Kind)],
     args: &Args,
+    all_train: &mut Option<Images>,
     device: &B::Device,
 ) -> anyhow::Result<usize> {
     let mut cache = MeasureCache::load(dir);
@@ -178,7 +183,11 @@ fn measure<B: AutodiffBackend>(
     if missing.is_empty() {
         return Ok(0);
     }
-    let (_, model, batches) = vit_batches::<B>(dir, args.points, args.batch, device)?;
+    if all_train.is_none() {
+        *all_train = Some(fashion_mnist(Split::Train)?);
+    }
+    let all_train = all_train.as_ref().expect("loaded just above");
+    let (_, model, batches) = vit_batches::<B>(dir, all_train, args.points, args.batch, device)?;
     anyhow::ensure!(
         !batches.is_empty(),
         "{} has no training images to measure on",
@@ -186,71 +195,58 @@ fn measure<B: AutodiffBackend>(
     );
     let landscape = Landscape::new(model.clone(), &model.symmetries())?;
     let sizes: Vec<usize> = batches.iter().map(|b| b.indices.len()).collect();
+    let op = HessianOperator::new(&landscape, &batches)?.with_batch_sizes(&sizes)?;
     for (key, kind) in &missing {
         let start = Instant::now();
-        let value = match *kind {
+        // Ok(value), or Err(why the measure is undefined at this model).
+        let outcome = match *kind {
             Kind::WorstCase(metric, rho) => {
-                let mut config = WorstCase::new(
-                    rho,
-                    GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze),
-                )
-                .with_iterations(args.iters);
-                config.seed = args.seed;
+                let config =
+                    worst_case_config(metric, rho, args.iters, args.seed, ZeroWeights::Freeze);
                 match worst_case(&landscape, &batches, &config, &mut Silent) {
-                    Ok(report) => report.sharpness,
+                    Ok(report) => Ok(report.sharpness),
                     // The metric is undefined at this model (a collapsed head, an exactly zero
                     // weight): a property of the checkpoint, recorded and left out of this τ.
-                    Err(e @ geosharp::measures::Error::Geometry(_)) => {
-                        eprintln!("{}: {} is undefined: {e}", dir.display(), key.label());
-                        cache
-                            .insert_failure(dir, key, e.to_string())
-                            .with_context(|| {
-                                format!("could not write the cache in {}", dir.display())
-                            })?;
-                        continue;
-                    }
+                    Err(e @ geosharp::measures::Error::Geometry(_)) => Err(e.to_string()),
                     Err(e) => return Err(e.into()),
                 }
             }
-            kind => {
-                let op = HessianOperator::new(&landscape, &batches)?.with_batch_sizes(&sizes)?;
-                match kind {
-                    Kind::LambdaMax => {
-                        hessian::top_eigenvalues(
-                            &op,
-                            1,
-                            args.steps,
-                            Order::LargestAlgebraic,
-                            args.seed,
-                        )?[0]
-                            .0
-                    }
-                    Kind::Trace => hessian::hutch_plus_plus(&op, 3 * args.probes, args.seed)?.value,
-                    _ => {
-                        let config = Slq {
-                            steps: args.steps,
-                            probes: args.probes,
-                            seed: args.seed,
-                        };
-                        let density = hessian::slq(&op, &config)?;
-                        hessian::renyi_from_density(&density, &[1.0])?[0].sharpness
-                    }
-                }
+            Kind::LambdaMax => Ok(hessian::top_eigenvalues(
+                &op,
+                1,
+                args.steps,
+                Order::LargestAlgebraic,
+                args.seed,
+            )?[0]
+                .0),
+            Kind::Trace => Ok(hessian::hutch_plus_plus(&op, 3 * args.probes, args.seed)?.value),
+            Kind::Renyi => {
+                let config = Slq {
+                    steps: args.steps,
+                    probes: args.probes,
+                    seed: args.seed,
+                };
+                let density = hessian::slq(&op, &config)?;
+                Ok(hessian::renyi_from_density(&density, &[1.0])?[0].sharpness)
             }
         };
-        anyhow::ensure!(
-            value.is_finite(),
-            "{} of {} is not finite ({value})",
-            key.label(),
-            dir.display()
-        );
-        let cached = Cached {
-            value,
-            seconds: start.elapsed().as_secs_f64(),
+        let written = match outcome {
+            Ok(value) => {
+                anyhow::ensure!(
+                    value.is_finite(),
+                    "{} of {} is not finite ({value})",
+                    key.label(),
+                    dir.display()
+                );
+                let seconds = start.elapsed().as_secs_f64();
+                cache.insert(dir, key, Cached { value, seconds })
+            }
+            Err(reason) => {
+                eprintln!("{}: {} is undefined: {reason}", dir.display(), key.label());
+                cache.insert_failure(dir, key, reason)
+            }
         };
-        cache
-            .insert(dir, key, cached)
-            .with_context(|| format!("could not write the cache in {}", dir.display()))?;
+        written.with_context(|| format!("could not write the cache in {}", dir.display()))?;
     }
     Ok(missing.len())
 }
@@ -326,8 +322,9 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
         mine.len() as u64,
     );
     let mut measured = 0;
+    let mut all_train = None;
     for dir in &mine {
-        measured += measure::<B>(dir, &keys, args, device)
+        measured += measure::<B>(dir, &keys, args, &mut all_train, device)
             .with_context(|| format!("measuring {}", dir.display()))?;
         bars.advance(1);
     }
@@ -339,15 +336,19 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
         rows.push(row(dir, &report, args.gap, &MeasureCache::load(dir), &keys));
     }
     let total_values = rows.iter().map(|r| r.sharpness.len()).sum::<usize>();
-    let correlations: Vec<Correlation> = keys
+    // (sharpness, gap) of every checkpoint that has both, per key.
+    let pairs: Vec<Vec<(f64, f64)>> = keys
         .iter()
         .map(|(key, _)| {
-            let pairs: Vec<(f64, f64)> = rows
-                .iter()
+            rows.iter()
                 .filter_map(|r| Some((*r.sharpness.get(&key.label())?, r.gap?)))
-                .collect();
-            correlate(key, &pairs, args.permutations, args.seed)
+                .collect()
         })
+        .collect();
+    let correlations: Vec<Correlation> = keys
+        .iter()
+        .zip(&pairs)
+        .map(|((key, _), pairs)| correlate(key, pairs, args.permutations, args.seed))
         .collect();
     let undefined = rows.iter().map(|r| r.undefined.len()).sum::<usize>();
     print_table(&correlations, args.gap, dirs.len());
@@ -360,14 +361,12 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
         let panels: Vec<Panel> = keys
             .iter()
             .zip(&correlations)
-            .map(|((key, _), c)| Panel {
+            .zip(pairs)
+            .map(|(((key, _), c), points)| Panel {
                 title: format!("{}: τ-b = {:.3}", key.label(), c.test.tau_b),
                 x_label: key.label(),
                 y_label: format!("{:?} gap", args.gap).to_lowercase(),
-                points: rows
-                    .iter()
-                    .filter_map(|r| Some((*r.sharpness.get(&key.label())?, r.gap?)))
-                    .collect(),
+                points,
             })
             .collect();
         scatter_svg(path, &panels)?;

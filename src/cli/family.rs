@@ -7,6 +7,9 @@ use anyhow::Context;
 use geosharp::studies::family::{Scale, draw};
 use geosharp::train::{TrainReport, load_report};
 
+use geosharp::data::fashion::Split;
+
+use super::measure::fashion_mnist;
 use super::train::train_and_save;
 use super::write_json;
 
@@ -38,6 +41,7 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
         .with_context(|| format!("could not create {}", args.out.display()))?;
     let configs = draw(args.count, args.seed, args.scale);
     write_json(&args.out.join("family.json"), &configs)?;
+    let (all_train, all_test) = (fashion_mnist(Split::Train)?, fashion_mnist(Split::Test)?);
     let mut reports = Vec::with_capacity(configs.len());
     for (i, config) in configs.iter().enumerate() {
         let dir = args.out.join(format!("run-{i:03}"));
@@ -49,7 +53,7 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
             }
             None => {
                 eprintln!("run-{i:03} of {}:", configs.len());
-                train_and_save::<B>(config, Some(&dir), device)?
+                train_and_save::<B>(config, &all_train, &all_test, Some(&dir), device)?
             }
         };
         reports.push(report);

@@ -11,7 +11,6 @@ use geosharp::hessian::{
 };
 use geosharp::measures::{Landscape, SharpnessReport, WorstCase, worst_case_in};
 use geosharp::symmetry::Symmetric;
-use geosharp::tasks::MrOptions;
 use serde::Serialize;
 
 use super::measure::load_task;
@@ -120,12 +119,12 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
     device: &B::Device,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    let options = MrOptions {
-        split_seed: args.seed,
-        head_train_limit: args.head_train_limit,
-        ..MrOptions::default()
-    };
-    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
+    let (dir, task) = load_task::<B>(
+        args.checkpoint.as_ref(),
+        args.seed,
+        args.head_train_limit,
+        device,
+    )?;
     let landscape = Landscape::new(task.model.clone(), &task.model.symmetries())?;
     if args.list_blocks {
         for block in landscape.layout().blocks() {

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use geosharp::studies::invariance::{self, InvarianceConfig, NoiseDraw};
-use geosharp::tasks::MrOptions;
 
 use super::measure::load_task;
 use super::progress::Bars;
@@ -50,12 +49,12 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
     args: &Args,
     device: &B::Device,
 ) -> anyhow::Result<()> {
-    let options = MrOptions {
-        split_seed: args.seed,
-        head_train_limit: args.head_train_limit,
-        ..MrOptions::default()
-    };
-    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
+    let (dir, task) = load_task::<B>(
+        args.checkpoint.as_ref(),
+        args.seed,
+        args.head_train_limit,
+        device,
+    )?;
     let batches = task.batches(args.points, args.batch, device)?;
     let config = InvarianceConfig {
         scales: args.scales.clone(),

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use geosharp::assets::{self, Asset, Cache};
+use geosharp::data::fashion::Images;
 use geosharp::data::fashion::{self, Split};
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
 use geosharp::measures::Objective;
@@ -79,12 +80,19 @@ pub fn metrics(geometry: &str) -> Vec<Metric> {
     }
 }
 
-/// Loads the MR task for `checkpoint` (the fetched MiniLM by default), fetching what is missing.
+/// Loads the MR task for `checkpoint` (the fetched MiniLM by default), fetching what is missing;
+/// `seed` splits the sentences, a missing head is fitted on at most `head_train_limit` of them.
 pub fn load_task<B: AutodiffBackend>(
     checkpoint: Option<&PathBuf>,
-    options: &MrOptions,
+    seed: u64,
+    head_train_limit: Option<usize>,
     device: &B::Device,
 ) -> anyhow::Result<(PathBuf, MrTask<B>)> {
+    let options = MrOptions {
+        split_seed: seed,
+        head_train_limit,
+        ..MrOptions::default()
+    };
     let cache = Cache::from_env();
     let dir = match checkpoint {
         Some(dir) => dir.clone(),
@@ -96,7 +104,7 @@ pub fn load_task<B: AutodiffBackend>(
     };
     assets::fetch(&cache, Asset::MovieReviews, &mut |l| eprintln!("{l}"))
         .context("fetching the MR sentences")?;
-    let task = MrTask::load(&dir, &cache, options, device, &mut Bars::default())
+    let task = MrTask::load(&dir, &cache, &options, device, &mut Bars::default())
         .with_context(|| format!("loading the checkpoint in {}", dir.display()))?;
     if let Some(r) = &task.head_report {
         eprintln!(
@@ -111,6 +119,24 @@ pub fn load_task<B: AutodiffBackend>(
     Ok((dir, task))
 }
 
+/// The Auto-PGD settings of `measure` and `correlate`: `iters` iterations at radius `rho` in
+/// `metric`, random start seeded by `seed`.
+pub fn worst_case_config(
+    metric: Metric,
+    rho: f64,
+    iters: usize,
+    seed: u64,
+    zero_weights: ZeroWeights,
+) -> WorstCase {
+    let mut config = WorstCase::new(
+        rho,
+        GeometryConfig::new(metric).with_zero_weights(zero_weights),
+    )
+    .with_iterations(iters);
+    config.seed = seed;
+    config
+}
+
 /// Measures every selected geometry on `batches`.
 fn measure_all<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     model: &M,
@@ -120,12 +146,7 @@ fn measure_all<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     let landscape = Landscape::new(model.clone(), &model.symmetries())?;
     let mut results = Vec::new();
     for metric in metrics(&args.geometry) {
-        let mut config = WorstCase::new(
-            args.rho,
-            GeometryConfig::new(metric).with_zero_weights(args.zero_weights),
-        )
-        .with_iterations(args.iters);
-        config.seed = args.seed;
+        let config = worst_case_config(metric, args.rho, args.iters, args.seed, args.zero_weights);
         let report = worst_case(&landscape, batches, &config, &mut Bars::default())
             .with_context(|| format!("measuring {} sharpness", metric.measure_name()))?;
         results.push(report);
@@ -156,21 +177,25 @@ fn print_table(title: &str, results: &[SharpnessReport]) {
     }
 }
 
+/// A split of Fashion-MNIST, fetched first if it is missing.
+pub fn fashion_mnist(split: Split) -> anyhow::Result<Images> {
+    let cache = Cache::from_env();
+    assets::fetch(&cache, Asset::FashionMnist, &mut |l| eprintln!("{l}"))
+        .context("fetching Fashion-MNIST")?;
+    Ok(fashion::load(&cache, split)?)
+}
+
 /// The ViT checkpoint in `dir` and the first `points` images of the training set it was
-/// trained on (its subset, with its label noise), in batches of `batch`.
+/// trained on (its subset of `all_train`, with its label noise), in batches of `batch`.
 pub fn vit_batches<B: AutodiffBackend>(
     dir: &Path,
+    all_train: &Images,
     points: usize,
     batch: usize,
     device: &B::Device,
 ) -> anyhow::Result<(TrainReport, Vit<B>, Vec<ImageBatch<B>>)> {
     let (report, model) = load_vit::<B>(dir, device)?;
-    let cache = Cache::from_env();
-    assets::fetch(&cache, Asset::FashionMnist, &mut |l| eprintln!("{l}"))
-        .context("fetching Fashion-MNIST")?;
-    let train = report
-        .config
-        .training_images(&fashion::load(&cache, Split::Train)?);
+    let train = report.config.training_images(all_train);
     let order: Vec<usize> = (0..points.min(train.len())).collect();
     let batches = order
         .chunks(batch.max(1))
@@ -182,7 +207,9 @@ pub fn vit_batches<B: AutodiffBackend>(
 /// A checkpoint saved by `geosharp train` (train.json + model.mpk): the ViT on the first
 /// `--points` images of the training subset it was trained on.
 fn run_vit<B: AutodiffBackend>(dir: &Path, args: &Args, device: &B::Device) -> anyhow::Result<()> {
-    let (report, model, batches) = vit_batches::<B>(dir, args.points, args.batch, device)?;
+    let all_train = fashion_mnist(Split::Train)?;
+    let (report, model, batches) =
+        vit_batches::<B>(dir, &all_train, args.points, args.batch, device)?;
     let points = batches.iter().map(|b| b.indices.len()).sum::<usize>();
     let results = measure_all(&model, &batches, args)?;
     let title = format!(
@@ -210,12 +237,12 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
             return run_vit::<B>(dir, args, device);
         }
     }
-    let options = MrOptions {
-        split_seed: args.seed,
-        head_train_limit: args.head_train_limit,
-        ..MrOptions::default()
-    };
-    let (dir, task) = load_task::<B>(args.checkpoint.as_ref(), &options, device)?;
+    let (dir, task) = load_task::<B>(
+        args.checkpoint.as_ref(),
+        args.seed,
+        args.head_train_limit,
+        device,
+    )?;
     let batches = task.batches(args.points, args.batch, device)?;
     let results = measure_all(&task.model, &batches, args)?;
     let title = format!(

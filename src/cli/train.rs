@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use geosharp::assets::{self, Asset, Cache};
-use geosharp::data::fashion::{self, Split};
+use geosharp::data::fashion::{Images, Split};
 use geosharp::geometry::Metric;
 use geosharp::train::{OptimizerKind, TrainConfig, TrainReport, save_vit, train_vit};
 
+use super::measure::fashion_mnist;
 use super::progress::Bars;
 use super::write_json;
 use burn::tensor::backend::AutodiffBackend;
@@ -87,7 +87,13 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
     config.seed = args.seed;
     config.weight_decay = args.weight_decay;
     config.label_noise = args.label_noise;
-    let report = train_and_save::<B>(&config, args.save.as_deref(), device)?;
+    let report = train_and_save::<B>(
+        &config,
+        &fashion_mnist(Split::Train)?,
+        &fashion_mnist(Split::Test)?,
+        args.save.as_deref(),
+        device,
+    )?;
     print!("{}", table(&report));
     if let Some(path) = &args.json {
         write_json(path, &report)?;
@@ -95,18 +101,18 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
     Ok(())
 }
 
-/// Loads Fashion-MNIST (fetching it if missing), trains the ViT `config` describes and saves
-/// it in `save` when given; `geosharp family` trains each of its models through this too.
+/// Trains the ViT `config` describes on its subsets of the Fashion-MNIST splits `all_train`
+/// and `all_test`, and saves it in `save` when given; `geosharp family` trains each of its
+/// models through this too.
 pub fn train_and_save<B: AutodiffBackend>(
     config: &TrainConfig,
+    all_train: &Images,
+    all_test: &Images,
     save: Option<&std::path::Path>,
     device: &B::Device,
 ) -> anyhow::Result<TrainReport> {
-    let cache = Cache::from_env();
-    assets::fetch(&cache, Asset::FashionMnist, &mut |line| eprintln!("{line}"))
-        .context("Fashion-MNIST is needed for training")?;
-    let train = config.training_images(&fashion::load(&cache, Split::Train)?);
-    let test = config.test_images(&fashion::load(&cache, Split::Test)?);
+    let train = config.training_images(all_train);
+    let test = config.test_images(all_test);
     eprintln!(
         "training a ViT ({} blocks, width {}) with {} on {} Fashion-MNIST images, testing on {}",
         config.model.depth,

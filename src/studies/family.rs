@@ -105,13 +105,7 @@ pub fn draw(count: usize, seed: u64, scale: Scale) -> Vec<TrainConfig> {
                     config.train_size = pick(&mut rng, &[128, 256]);
                     config.test_size = 256;
                     config.batch = config.batch.min(64);
-                    config.model = VitConfig {
-                        d_model: 16,
-                        heads: 2,
-                        depth: 1,
-                        mlp: 32,
-                        ..VitConfig::default()
-                    };
+                    config.model = VitConfig::tiny();
                 }
             }
             config
