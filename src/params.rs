@@ -134,6 +134,19 @@ impl ParamTable {
     }
 }
 
+/// `model` with every float parameter made a gradient-tracking leaf: what an optimiser needs of
+/// a model whose weights were loaded with [`ParamTable::load`] (untracked, as every
+/// checkpoint loader here writes them).
+pub fn trainable<B: burn::tensor::backend::AutodiffBackend, M: Module<B>>(model: M) -> M {
+    let (table, values) = ParamTable::read(&model);
+    // Back through the inner backend, so each value is a fresh untracked leaf.
+    let values = values
+        .into_iter()
+        .map(|v| Tensor::from_inner(v.inner()))
+        .collect();
+    table.load_trainable(model, values)
+}
+
 /// Forces every lazily initialised parameter of `model` to take its value now.
 ///
 /// Burn initialises parameters lazily, and cloning a parameter that has not been read yet

@@ -312,6 +312,79 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
 }
 
 #[test]
+fn a_ci_sized_study_of_minilm_tails_correlates_its_own_columns() {
+    let _ = cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
+    let dir = std::env::temp_dir().join(format!("geosharp-mr-study-{}", std::process::id()));
+    let runs = dir.join("runs");
+    let runs_s = runs.to_str().unwrap();
+    let table = geosharp(&[
+        "family", "--task", "mr", "--scale", "ci", "--count", "3", "--out", runs_s,
+    ]);
+    assert_eq!(
+        table
+            .lines()
+            .filter(|l| l.contains("adam") || l.contains("sgd"))
+            .count(),
+        3
+    );
+    let json = dir.join("mr.json");
+    geosharp(&[
+        "correlate",
+        "--runs",
+        runs_s,
+        "--rho",
+        "0.05",
+        "--iters",
+        "2",
+        "--points",
+        "16",
+        "--batch",
+        "16",
+        "--hessian",
+        "--steps",
+        "3",
+        "--probes",
+        "1",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = read_json(&json);
+    assert_eq!(out["measured"], 3 * 6, "3 tails × 6 measures");
+    let rows = out["checkpoints"].as_array().unwrap();
+    let gaps: Vec<f64> = rows
+        .iter()
+        .map(|r| r["test_error"].as_f64().unwrap() - r["train_error"].as_f64().unwrap())
+        .collect();
+    for c in out["correlations"].as_array().unwrap() {
+        let label = match c["rho"].as_f64() {
+            Some(rho) => format!("{} ρ={rho}", c["measure"].as_str().unwrap()),
+            None => c["measure"].as_str().unwrap().to_string(),
+        };
+        let values: Vec<f64> = rows
+            .iter()
+            .map(|r| r["sharpness"][&label].as_f64().unwrap())
+            .collect();
+        assert!(values.iter().all(|v| v.is_finite()), "{label}: {values:?}");
+        assert_eq!(c["n"], 3);
+        let a = c["tau_a"].as_f64().unwrap();
+        assert!((a - brute_tau_a(&values, &gaps)).abs() < 1e-12, "{label}");
+        let p = c["p_value"].as_f64().unwrap();
+        assert!((p - brute_p(&values, &gaps)).abs() < 1e-12, "{label}");
+    }
+    // The worst-case measures are positive maxima of a loss increase.
+    for r in rows {
+        for m in [
+            "adaptive ρ=0.05",
+            "geodesic_inv ρ=0.05",
+            "geodesic_mix ρ=0.05",
+        ] {
+            assert!(r["sharpness"][m].as_f64().unwrap() >= 0.0, "{r}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn correlate_explains_bad_input() {
     let dir = std::env::temp_dir().join(format!("geosharp-empty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -1,5 +1,8 @@
 //! `geosharp correlate`: measures every checkpoint of a family (cached per checkpoint,
-//! shardable) and reports Kendall's τ between each measure and the generalisation gap.
+//! shardable) and reports Kendall's τ between each measure and the generalisation gap. A
+//! family may hold ViT checkpoints (`geosharp train`/`family --task vit`) and MiniLM tails
+//! (`family --task mr`); each is measured on the first `--points` of its own training set,
+//! with its own (noisy) labels, over the weights it trained.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -8,16 +11,21 @@ use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
 use geosharp::geometry::{Metric, ZeroWeights};
 use geosharp::hessian::{self, HessianOperator, Order, Slq};
+use geosharp::measures::Objective;
 use geosharp::measures::{Landscape, Progress, Silent, worst_case};
 use geosharp::studies::correlation::{
     Cached, Correlation, Gap, MeasureCache, MeasureKey, Shard, checkpoints, correlate,
 };
 use geosharp::symmetry::Symmetric;
-use geosharp::train::{TrainReport, load_report};
+use geosharp::train::mr_tail::{
+    MrTailConfig, is_tail_checkpoint, load_tail, load_tail_report, measurement_batches,
+};
+use geosharp::train::{Evaluation, load_report};
 use serde::Serialize;
 
 use geosharp::data::fashion::{Images, Split};
 
+use super::family::{TailBase, same_base, tail_base};
 use super::measure::{fashion_mnist, metrics, vit_batches, worst_case_config};
 use super::plot::{Panel, scatter_svg};
 use super::progress::Bars;
@@ -40,7 +48,7 @@ pub struct Args {
     /// (SLQ).
     #[arg(long)]
     hessian: bool,
-    /// Training images each checkpoint is measured on (the first of its training set).
+    /// Training examples each checkpoint is measured on (the first of its training set).
     #[arg(long, default_value_t = 512)]
     points: usize,
     /// Images per batch (m of m-sharpness).
@@ -167,14 +175,21 @@ fn keys(args: &Args) -> Vec<(MeasureKey, Kind)> {
     out
 }
 
+/// Data loaded once per study and shared by its checkpoints: the Fashion-MNIST training split
+/// (ViTs) and the frozen MiniLM front's features (tails). Loaded when a checkpoint first needs
+/// them, so a fully cached study loads nothing.
+#[derive(Default)]
+struct Shared<B: AutodiffBackend> {
+    fashion: Option<Images>,
+    tails: Option<(MrTailConfig, TailBase<B>)>,
+}
+
 /// Measures the keys `dir`'s cache lacks, saving each value as soon as it is known.
-/// `all_train` holds the Fashion-MNIST training split once a checkpoint has needed it, so a
-/// study reads and verifies it once, and not at all when everything is cached.
 fn measure<B: AutodiffBackend>(
     dir: &Path,
     keys: &[(MeasureKey, Kind)],
     args: &Args,
-    all_train: &mut Option<Images>,
+    shared: &mut Shared<B>,
     device: &B::Device,
 ) -> anyhow::Result<usize> {
     let mut cache = MeasureCache::load(dir);
@@ -183,27 +198,58 @@ fn measure<B: AutodiffBackend>(
     if missing.is_empty() {
         return Ok(0);
     }
-    if all_train.is_none() {
-        *all_train = Some(fashion_mnist(Split::Train)?);
+    if is_tail_checkpoint(dir) {
+        let config = load_tail_report(dir)?.config;
+        if !shared
+            .tails
+            .as_ref()
+            .is_some_and(|(c, _)| same_base(c, &config))
+        {
+            shared.tails = Some((config.clone(), tail_base::<B>(&config, 0, device)?));
+        }
+        let (_, base) = shared.tails.as_ref().expect("loaded just above");
+        let (_, tail) = load_tail(dir, base.template.clone(), device)?;
+        let batches = measurement_batches::<B>(&config, &base.pool, args.points, args.batch);
+        let sizes = batches.iter().map(|b| b.labels.dims()[0]).collect();
+        measure_model(dir, tail, &batches, sizes, &missing, args, &mut cache)
+    } else {
+        if shared.fashion.is_none() {
+            shared.fashion = Some(fashion_mnist(Split::Train)?);
+        }
+        let all_train = shared.fashion.as_ref().expect("loaded just above");
+        let (_, model, batches) =
+            vit_batches::<B>(dir, all_train, args.points, args.batch, device)?;
+        let sizes = batches.iter().map(|b| b.indices.len()).collect();
+        measure_model(dir, model, &batches, sizes, &missing, args, &mut cache)
     }
-    let all_train = all_train.as_ref().expect("loaded just above");
-    let (_, model, batches) = vit_batches::<B>(dir, all_train, args.points, args.batch, device)?;
+}
+
+/// Measures `missing` on `model` (batches of `sizes` points) and writes each into `cache`.
+fn measure_model<B: AutodiffBackend, M: Objective<B> + Symmetric>(
+    dir: &Path,
+    model: M,
+    batches: &[M::Batch],
+    sizes: Vec<usize>,
+    missing: &[&(MeasureKey, Kind)],
+    args: &Args,
+    cache: &mut MeasureCache,
+) -> anyhow::Result<usize> {
     anyhow::ensure!(
         !batches.is_empty(),
-        "{} has no training images to measure on",
+        "{} has no training examples to measure on",
         dir.display()
     );
-    let landscape = Landscape::new(model.clone(), &model.symmetries())?;
-    let sizes: Vec<usize> = batches.iter().map(|b| b.indices.len()).collect();
-    let op = HessianOperator::new(&landscape, &batches)?.with_batch_sizes(&sizes)?;
-    for (key, kind) in &missing {
+    let symmetries = model.symmetries();
+    let landscape = Landscape::new(model, &symmetries)?;
+    let op = HessianOperator::new(&landscape, batches)?.with_batch_sizes(&sizes)?;
+    for (key, kind) in missing {
         let start = Instant::now();
         // Ok(value), or Err(why the measure is undefined at this model).
         let outcome = match *kind {
             Kind::WorstCase(metric, rho) => {
                 let config =
                     worst_case_config(metric, rho, args.iters, args.seed, ZeroWeights::Freeze);
-                match worst_case(&landscape, &batches, &config, &mut Silent) {
+                match worst_case(&landscape, batches, &config, &mut Silent) {
                     Ok(report) => Ok(report.sharpness),
                     // The metric is undefined at this model (a collapsed head, an exactly zero
                     // weight): a property of the checkpoint, recorded and left out of this τ.
@@ -251,32 +297,78 @@ fn measure<B: AutodiffBackend>(
     Ok(missing.len())
 }
 
+/// What a checkpoint's report says about its run, whichever task trained it.
+struct Summary {
+    optimizer: String,
+    learning_rate: f64,
+    weight_decay: f64,
+    batch: usize,
+    epochs: usize,
+    label_noise: f64,
+    train_size: usize,
+    final_train: Option<Evaluation>,
+    final_test: Option<Evaluation>,
+}
+
+fn summary(dir: &Path) -> anyhow::Result<Summary> {
+    Ok(if is_tail_checkpoint(dir) {
+        let r = load_tail_report(dir)?;
+        let c = &r.config;
+        Summary {
+            optimizer: r.optimizer.clone(),
+            learning_rate: c.learning_rate,
+            weight_decay: c.weight_decay,
+            batch: c.batch,
+            epochs: c.epochs,
+            label_noise: c.label_noise,
+            train_size: c.train_size,
+            final_train: Some(r.final_train),
+            final_test: Some(r.final_test),
+        }
+    } else {
+        let r = load_report(dir)?;
+        let c = &r.config;
+        Summary {
+            optimizer: r.optimizer.clone(),
+            learning_rate: c.learning_rate,
+            weight_decay: c.weight_decay,
+            batch: c.batch,
+            epochs: c.epochs,
+            label_noise: c.label_noise,
+            train_size: c.train_size,
+            final_train: r.final_train,
+            final_test: r.final_test,
+        }
+    })
+}
+
 fn row(
     dir: &Path,
-    report: &TrainReport,
+    run: &Summary,
     gap: Gap,
     cache: &MeasureCache,
     keys: &[(MeasureKey, Kind)],
 ) -> Row {
-    let c = &report.config;
+    let (train, test) = (run.final_train, run.final_test);
     Row {
         name: dir
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-        optimizer: report.optimizer.clone(),
-        learning_rate: c.learning_rate,
-        weight_decay: c.weight_decay,
-        batch: c.batch,
-        epochs: c.epochs,
-        label_noise: c.label_noise,
-        train_size: c.train_size,
-        train_error: report.final_train.map(|e| e.error),
-        test_error: report.final_test.map(|e| e.error),
-        train_loss: report.final_train.map(|e| e.loss),
-        test_loss: report.final_test.map(|e| e.loss),
-        gap: match gap {
-            Gap::Error => report.error_gap(),
-            Gap::Loss => report.loss_gap(),
+        optimizer: run.optimizer.clone(),
+        learning_rate: run.learning_rate,
+        weight_decay: run.weight_decay,
+        batch: run.batch,
+        epochs: run.epochs,
+        label_noise: run.label_noise,
+        train_size: run.train_size,
+        train_error: train.map(|e| e.error),
+        test_error: test.map(|e| e.error),
+        train_loss: train.map(|e| e.loss),
+        test_loss: test.map(|e| e.loss),
+        gap: match (gap, train, test) {
+            (Gap::Error, Some(a), Some(b)) => Some(b.error - a.error),
+            (Gap::Loss, Some(a), Some(b)) => Some(b.loss - a.loss),
+            _ => None,
         },
         sharpness: keys
             .iter()
@@ -322,9 +414,9 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
         mine.len() as u64,
     );
     let mut measured = 0;
-    let mut all_train = None;
+    let mut shared = Shared::default();
     for dir in &mine {
-        measured += measure::<B>(dir, &keys, args, &mut all_train, device)
+        measured += measure::<B>(dir, &keys, args, &mut shared, device)
             .with_context(|| format!("measuring {}", dir.display()))?;
         bars.advance(1);
     }
@@ -332,8 +424,13 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
 
     let mut rows = Vec::with_capacity(dirs.len());
     for dir in &dirs {
-        let report = load_report(dir)?;
-        rows.push(row(dir, &report, args.gap, &MeasureCache::load(dir), &keys));
+        rows.push(row(
+            dir,
+            &summary(dir)?,
+            args.gap,
+            &MeasureCache::load(dir),
+            &keys,
+        ));
     }
     let total_values = rows.iter().map(|r| r.sharpness.len()).sum::<usize>();
     // (sharpness, gap) of every checkpoint that has both, per key.

@@ -165,18 +165,10 @@ impl Images {
     /// round(noise · len) images, chosen by `seed`, get a wrong label. `noise` is clamped to
     /// [0, 1]; 0 returns the images unchanged.
     pub fn with_label_noise(mut self, noise: f64, seed: u64) -> Images {
-        let count = (noise.clamp(0.0, 1.0) * self.len() as f64).round() as usize;
-        if count == 0 {
-            return self;
-        }
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x1abe1_0015e);
-        let mut order: Vec<usize> = (0..self.len()).collect();
-        order.shuffle(&mut rng);
-        for &i in &order[..count] {
-            // One of the nine other classes, uniformly.
-            let shift = rng.random_range(1..CLASSES.len() as u8);
-            self.labels[i] = (self.labels[i] + shift) % CLASSES.len() as u8;
-        }
+        // One of the nine other classes, uniformly.
+        super::corrupt_labels(&mut self.labels, noise, seed, |label, rng| {
+            (label + rng.random_range(1..CLASSES.len() as u8)) % CLASSES.len() as u8
+        });
         self
     }
 

@@ -58,3 +58,27 @@ pub enum Error {
         what: &'static str,
     },
 }
+
+/// Replaces exactly `round(noise · n)` of `labels` (at uniformly drawn positions, seeded by
+/// `seed`) with `relabel(label, rng)`, which must pick a *different* class. The noise fraction
+/// is clamped to [0, 1]. Training, measuring and evaluating a model all call this with the
+/// model's seed, so they see the same corrupted labels.
+pub fn corrupt_labels<T: Copy>(
+    labels: &mut [T],
+    noise: f64,
+    seed: u64,
+    mut relabel: impl FnMut(T, &mut rand::rngs::StdRng) -> T,
+) {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let count = (noise.clamp(0.0, 1.0) * labels.len() as f64).round() as usize;
+    if count == 0 {
+        return;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1abe1_0015e);
+    let mut order: Vec<usize> = (0..labels.len()).collect();
+    order.shuffle(&mut rng);
+    for &i in &order[..count] {
+        labels[i] = relabel(labels[i], &mut rng);
+    }
+}

@@ -234,7 +234,9 @@ impl<B: Backend> BertSelfAttention<B> {
 }
 
 impl<B: Backend> BertLayer<B> {
-    fn forward(&self, x: Tensor<B, 3>, additive_mask: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// One post-LayerNorm layer: `[batch, tokens, hidden]` → same shape; `additive_mask` is
+    /// [`additive_mask`] of the batch's attention mask.
+    pub fn forward(&self, x: Tensor<B, 3>, additive_mask: Tensor<B, 4>) -> Tensor<B, 3> {
         let context = self
             .attention
             .self_attention
@@ -251,9 +253,38 @@ impl<B: Backend> BertLayer<B> {
     }
 }
 
+/// `(1 − mask) · (−10⁹)`, broadcast over heads and queries: `[batch, 1, 1, tokens]`.
+pub fn additive_mask<B: Backend>(mask: &Tensor<B, 2>) -> Tensor<B, 4> {
+    let [n, t] = mask.dims();
+    (mask.clone().neg().add_scalar(1.0) * MASKED_SCORE).reshape([n, 1, 1, t])
+}
+
+/// Mean of `hidden` `[batch, tokens, d]` over the real tokens of `mask`, L2-normalised: the
+/// sentence embedding of sentence-transformers (`[batch, d]`).
+pub fn mean_pool_normalized<B: Backend>(hidden: Tensor<B, 3>, mask: &Tensor<B, 2>) -> Tensor<B, 2> {
+    let [n, t, d] = hidden.dims();
+    let mask = mask.clone().reshape([n, t, 1]);
+    let summed = (hidden * mask.clone()).sum_dim(1).reshape([n, d]);
+    let counts = mask.sum_dim(1).reshape([n, 1]).clamp_min(1e-9);
+    let mean = summed / counts;
+    let norm = mean
+        .clone()
+        .square()
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(NORMALIZE_EPS);
+    mean / norm
+}
+
 impl<B: Backend> BertModel<B> {
     /// Hidden states of the last layer, `[batch, tokens, hidden]`.
     pub fn forward(&self, input: &Encoded<B>) -> Tensor<B, 3> {
+        self.hidden_states(input, self.encoder.layer.len())
+    }
+
+    /// Hidden states after the embeddings and the first `layers` layers (all of them when
+    /// `layers` exceeds the depth), `[batch, tokens, hidden]`.
+    pub fn hidden_states(&self, input: &Encoded<B>, layers: usize) -> Tensor<B, 3> {
         let [n, t] = input.ids.dims();
         let device = input.ids.device();
         let positions = Tensor::<B, 1, Int>::arange(0..t as i64, &device)
@@ -264,10 +295,8 @@ impl<B: Backend> BertModel<B> {
             + e.position_embeddings.forward(positions)
             + e.token_type_embeddings.forward(input.types.clone());
         let mut x = e.layer_norm.forward(embedded);
-        // (1 − mask) · (−10⁹), broadcast over heads and queries: [batch, 1, 1, tokens].
-        let additive =
-            (input.mask.clone().neg().add_scalar(1.0) * MASKED_SCORE).reshape([n, 1, 1, t]);
-        for layer in &self.encoder.layer {
+        let additive = additive_mask(&input.mask);
+        for layer in self.encoder.layer.iter().take(layers) {
             x = layer.forward(x, additive.clone());
         }
         x
@@ -276,44 +305,43 @@ impl<B: Backend> BertModel<B> {
     /// Mean of the hidden states over real tokens, L2-normalised: the sentence embedding of
     /// sentence-transformers (`[batch, hidden]`).
     pub fn sentence_embedding(&self, input: &Encoded<B>) -> Tensor<B, 2> {
-        let hidden = self.forward(input);
-        let [n, t, d] = hidden.dims();
-        let mask = input.mask.clone().reshape([n, t, 1]);
-        let summed = (hidden * mask.clone()).sum_dim(1).reshape([n, d]);
-        let counts = mask.sum_dim(1).reshape([n, 1]).clamp_min(1e-9);
-        let mean = summed / counts;
-        let norm = mean
-            .clone()
-            .square()
-            .sum_dim(1)
-            .sqrt()
-            .clamp_min(NORMALIZE_EPS);
-        mean / norm
+        mean_pool_normalized(self.forward(input), &input.mask)
     }
 
     /// The GL(h) blocks of every layer: (W_Q, W_K) and (W_V, W_Oᵀ) per head.
     pub fn symmetries(&self, prefix: &str, folding: BiasFolding) -> Vec<Symmetry> {
-        let mut blocks = Vec::new();
-        for (i, layer) in self.encoder.layer.iter().enumerate() {
-            let heads = layer.attention.self_attention.heads;
-            let at = format!("{prefix}encoder.layer.{i}.attention");
-            let attn = format!("{at}.self_attention");
-            blocks.push(Symmetry::attention_qk(
+        self.encoder
+            .layer
+            .iter()
+            .enumerate()
+            .flat_map(|(i, layer)| layer.symmetries(&format!("{prefix}encoder.layer.{i}"), folding))
+            .collect()
+    }
+}
+
+impl<B: Backend> BertLayer<B> {
+    /// The layer's GL(h) blocks, (W_Q, W_K) and (W_V, W_Oᵀ) per head, for a layer whose
+    /// parameter path is `path` (e.g. `bert.encoder.layer.5`).
+    pub fn symmetries(&self, path: &str, folding: BiasFolding) -> [Symmetry; 2] {
+        let heads = self.attention.self_attention.heads;
+        let at = format!("{path}.attention");
+        let attn = format!("{at}.self_attention");
+        [
+            Symmetry::attention_qk(
                 format!("{at}.qk"),
                 &format!("{attn}.query"),
                 &format!("{attn}.key"),
                 heads,
                 folding,
-            ));
-            blocks.push(Symmetry::attention_vo(
+            ),
+            Symmetry::attention_vo(
                 format!("{at}.vo"),
                 &format!("{attn}.value"),
                 &format!("{at}.output.dense"),
                 heads,
                 folding,
-            ));
-        }
-        blocks
+            ),
+        ]
     }
 }
 

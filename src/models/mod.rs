@@ -2,11 +2,13 @@
 
 pub mod attention;
 pub mod bert;
+pub mod bert_tail;
 pub mod diagonal;
 pub mod loss;
 pub mod vit;
 
 pub use attention::{SequenceBatch, TinyAttention, TinyAttentionConfig};
 pub use bert::{BertClassifier, BertConfig, BertModel, Encoded, TextBatch};
+pub use bert_tail::{BertTail, TailBatch};
 pub use diagonal::{DiagonalNet, RegressionBatch};
 pub use vit::{ImageBatch, Vit, VitConfig};

@@ -14,7 +14,7 @@ use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::models::VitConfig;
-use crate::train::{BaseOptimizer, OptimizerKind, TrainConfig};
+use crate::train::{BaseOptimizer, MrTailConfig, OptimizerKind, TrainConfig};
 
 /// How big the family's models and budgets are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +113,68 @@ pub fn draw(count: usize, seed: u64, scale: Scale) -> Vec<TrainConfig> {
         .collect()
 }
 
+/// The fine-tuning configurations of a family of `count` MiniLM tails on MR
+/// ([`crate::train::mr_tail`]), drawn from `seed`:
+///
+/// | knob | distribution |
+/// |---|---|
+/// | optimiser | Adam (p = 0.7, lr log-U[5e−6, 1e−4]) or SGD + momentum 0.9 (lr log-U[1e−3, 0.03]) |
+/// | weight decay | 0 (p = 0.5) or log-U[1e−5, 1e−2] |
+/// | batch size | {16, 32, 64} |
+/// | epochs | U{1, …, 6} (CI: 1) |
+/// | label noise | 0 (p = 0.5) or U[0, 0.4] |
+/// | training sentences | {250, 500, 1 000, 2 000} of a 2 000-sentence pool (CI: {32, 64} of 96) |
+/// | seed | a fresh u32 per model |
+///
+/// Adam's range is BERT fine-tuning's usual one (without warm-up, 3e−4 already wrecks the
+/// pretrained layer within a few steps). Every model fine-tunes the last layer of MiniLM-L6 on sentences truncated to 32 tokens
+/// (CI: 16) and is tested on 2 000 test sentences (CI: 48).
+pub fn draw_mr(count: usize, seed: u64, scale: Scale) -> Vec<MrTailConfig> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..count)
+        .map(|_| {
+            let sgd = rng.random::<f64>() < 0.3;
+            let mut config = MrTailConfig {
+                base: if sgd {
+                    BaseOptimizer::Sgd
+                } else {
+                    BaseOptimizer::Adam
+                },
+                ..MrTailConfig::default()
+            };
+            config.learning_rate = if sgd {
+                log_uniform(&mut rng, 1e-3, 0.03)
+            } else {
+                log_uniform(&mut rng, 5e-6, 1e-4)
+            };
+            config.weight_decay = if rng.random::<f64>() < 0.5 {
+                0.0
+            } else {
+                log_uniform(&mut rng, 1e-5, 1e-2)
+            };
+            config.batch = pick(&mut rng, &[16, 32, 64]);
+            config.label_noise = if rng.random::<f64>() < 0.5 {
+                0.0
+            } else {
+                0.4 * rng.random::<f64>()
+            };
+            config.seed = u64::from(rng.random::<u32>());
+            config.epochs = rng.random_range(1..=6);
+            config.train_size = pick(&mut rng, &[250, 500, 1_000, 2_000]);
+            if scale == Scale::Ci {
+                config.epochs = 1;
+                config.train_size = pick(&mut rng, &[32, 64]);
+                config.pool = 96;
+                config.test_size = 48;
+                config.max_len = 16;
+                config.batch = 16;
+                config.probe_steps = 20;
+            }
+            config
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +197,18 @@ mod tests {
         assert!(a.iter().any(|c| c.label_noise == 0.0) && a.iter().any(|c| c.label_noise > 0.1));
         assert!(a.iter().all(|c| (0.0..=0.4).contains(&c.label_noise)));
         assert!(a.iter().all(|c| (3e-4..=0.1).contains(&c.learning_rate)));
+        let mr = draw_mr(40, 7, Scale::Study);
+        assert_eq!(mr, draw_mr(40, 7, Scale::Study));
+        let spread = |f: &dyn Fn(&MrTailConfig) -> String| {
+            let mut v: Vec<String> = mr.iter().map(f).collect();
+            v.sort();
+            v.dedup();
+            v.len()
+        };
+        assert!(spread(&|c| c.epochs.to_string()) >= 4);
+        assert!(spread(&|c| c.train_size.to_string()) >= 3);
+        assert!(mr.iter().all(|c| c.train_size <= c.pool));
+        assert!(mr.iter().any(|c| c.label_noise == 0.0) && mr.iter().any(|c| c.label_noise > 0.1));
         assert!(
             draw(5, 0, Scale::Ci)
                 .iter()

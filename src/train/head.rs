@@ -84,18 +84,48 @@ pub fn embed<B: Backend>(
     Ok(Tensor::cat(parts, 0))
 }
 
-fn labels<B: Backend>(labels: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+/// `labels` as a `[n]` integer tensor.
+pub fn labels<B: Backend>(labels: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
     let v: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(v, [labels.len()]), device)
 }
 
 /// Mean cross-entropy and accuracy of `head` on features and labels.
-fn evaluate<B: Backend>(head: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> (f64, f64) {
+pub fn evaluate<B: Backend>(head: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> (f64, f64) {
     let n = y.dims()[0];
     let logits = head.forward(x);
     let predicted = logits.clone().argmax(1).reshape([n]);
     let correct = scalar(predicted.equal(y.clone()).int().sum().float());
     (scalar(cross_entropy(logits, y)), correct / n as f64)
+}
+
+/// A `classes`-way linear head fitted on features `x` `[n, d]` with labels `y` by `fit.steps`
+/// full-batch Adam steps on the mean cross-entropy (a logistic-regression probe).
+pub fn fit_linear<B: AutodiffBackend>(
+    x: Tensor<B::InnerBackend, 2>,
+    y: Tensor<B::InnerBackend, 1, Int>,
+    classes: usize,
+    fit: &HeadFit,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Linear<B> {
+    let hidden = x.dims()[1];
+    let mut head: Linear<B> =
+        crate::params::materialize(LinearConfig::new(hidden, classes).init(device));
+    let mut optimizer = AdamConfig::new().init::<B, Linear<B>>();
+    let (xt, yt) = (
+        Tensor::<B, 2>::from_inner(x),
+        Tensor::<B, 1, Int>::from_inner(y),
+    );
+    progress.begin("fitting head", fit.steps as u64);
+    for _ in 0..fit.steps {
+        let loss = cross_entropy(head.forward(xt.clone()), yt.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &head);
+        head = optimizer.step(fit.learning_rate, head, grads);
+        progress.advance(1);
+    }
+    progress.end();
+    head
 }
 
 /// Fits a `classes`-way linear head on the frozen encoder's embeddings of the training
@@ -132,22 +162,14 @@ pub fn fit_head<B: AutodiffBackend>(
         labels::<B::InnerBackend>(&train.labels, &inner),
         labels::<B::InnerBackend>(&test.labels, &inner),
     );
-    let hidden = x_train.dims()[1];
-    let mut head: Linear<B> =
-        crate::params::materialize(LinearConfig::new(hidden, classes).init(device));
-    let mut optimizer = AdamConfig::new().init::<B, Linear<B>>();
-    let (xt, yt) = (
-        Tensor::<B, 2>::from_inner(x_train.clone()),
-        Tensor::<B, 1, Int>::from_inner(y_train.clone()),
+    let head = fit_linear(
+        x_train.clone(),
+        y_train.clone(),
+        classes,
+        fit,
+        device,
+        progress,
     );
-    progress.begin("fitting head", fit.steps as u64);
-    for _ in 0..fit.steps {
-        let loss = cross_entropy(head.forward(xt.clone()), yt.clone());
-        let grads = GradientsParams::from_grads(loss.backward(), &head);
-        head = optimizer.step(fit.learning_rate, head, grads);
-        progress.advance(1);
-    }
-    progress.end();
     let valid = head.valid();
     let (train_loss, train_accuracy) = evaluate(&valid, x_train, y_train);
     let (test_loss, test_accuracy) = evaluate(&valid, x_test, y_test);
