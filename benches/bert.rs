@@ -8,14 +8,11 @@
 
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
-use geosharp::assets::{Asset, Cache};
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
 use geosharp::measures::{Landscape, Silent, WorstCase, worst_case};
 use geosharp::symmetry::Symmetric;
-use geosharp::tasks::{MrOptions, MrTask};
 
-type B = Autodiff<NdArray<f32>>;
+mod common;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -30,23 +27,9 @@ fn seconds(f: impl FnOnce()) -> f64 {
 }
 
 fn main() {
-    geosharp::allocator::keep_freed_memory();
-    let batch: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(128);
-    let cache = Cache::from_env();
-    if !cache.has(Asset::MiniLm) || !cache.has(Asset::MovieReviews) {
-        eprintln!("this benchmark needs the MiniLM checkpoint and MR: run `geosharp fetch` first");
-        std::process::exit(2);
-    }
+    let batch = common::batch_from_args(128);
+    let task = common::minilm_task();
     let device = Default::default();
-    let options = MrOptions {
-        head_train_limit: Some(256),
-        ..MrOptions::default()
-    };
-    let task =
-        MrTask::<B>::load(&cache.minilm(), &cache, &options, &device, &mut Silent).expect("task");
     let batches = task.batches(batch, batch, &device).expect("batch");
     let data = &batches[0];
     let landscape =

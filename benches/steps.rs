@@ -10,18 +10,17 @@
 
 use std::time::Instant;
 
-use burn::backend::{Autodiff, NdArray};
 use burn::optim::AdamConfig;
-use geosharp::assets::{Asset, Cache};
 use geosharp::geometry::Metric;
 use geosharp::hessian::{HessianOperator, LinearOperator, rademacher};
-use geosharp::measures::{Landscape, Objective, Silent};
+use geosharp::measures::{Landscape, Objective};
 use geosharp::models::BertClassifier;
 use geosharp::optim::{Perturbation, SharpnessAware};
 use geosharp::symmetry::Symmetric;
-use geosharp::tasks::{MrOptions, MrTask};
 
-type B = Autodiff<NdArray<f32>>;
+mod common;
+
+use common::B;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,23 +38,9 @@ fn min_seconds(mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    geosharp::allocator::keep_freed_memory();
-    let batch: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(32);
-    let cache = Cache::from_env();
-    if !cache.has(Asset::MiniLm) || !cache.has(Asset::MovieReviews) {
-        eprintln!("this benchmark needs the MiniLM checkpoint and MR: run `geosharp fetch` first");
-        std::process::exit(2);
-    }
+    let batch = common::batch_from_args(32);
+    let task = common::minilm_task();
     let device = Default::default();
-    let options = MrOptions {
-        head_train_limit: Some(256),
-        ..MrOptions::default()
-    };
-    let task =
-        MrTask::<B>::load(&cache.minilm(), &cache, &options, &device, &mut Silent).expect("task");
     let model: BertClassifier<B> = geosharp::params::trainable(task.model.clone());
     let batches = task.batches(batch, batch, &device).expect("batch");
     let data = &batches[0];

@@ -144,22 +144,47 @@ fn read_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
-#[test]
-fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
-    let _ = cache_with(&[Asset::FashionMnist]);
-    let dir = std::env::temp_dir().join(format!("geosharp-study-{}", std::process::id()));
+/// Runs `geosharp family` with `args` into `dir/runs` and checks its table has one row per
+/// model; returns the runs directory.
+fn train_family(dir: &std::path::Path, args: &[&str], count: usize) -> std::path::PathBuf {
     let runs = dir.join("runs");
-    let runs_s = runs.to_str().unwrap();
-    let table = geosharp(&[
-        "family", "--scale", "ci", "--count", "4", "--seed", "5", "--out", runs_s,
-    ]);
+    let count_s = count.to_string();
+    let mut all = vec![
+        "family",
+        "--count",
+        &count_s,
+        "--out",
+        runs.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let table = geosharp(&all);
     assert_eq!(
         table
             .lines()
             .filter(|l| l.contains("adam") || l.contains("sgd"))
             .count(),
-        4
+        count,
+        "{table}"
     );
+    runs
+}
+
+/// The label of a correlation row of the JSON: the measure, with ρ when it has one (the key of
+/// the checkpoints' `sharpness` maps).
+fn label(correlation: &serde_json::Value) -> String {
+    let measure = correlation["measure"].as_str().unwrap();
+    match correlation["rho"].as_f64() {
+        Some(rho) => format!("{measure} ρ={rho}"),
+        None => measure.to_string(),
+    }
+}
+
+#[test]
+fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
+    let _ = cache_with(&[Asset::FashionMnist]);
+    let dir = std::env::temp_dir().join(format!("geosharp-study-{}", std::process::id()));
+    let runs = train_family(&dir, &["--scale", "ci", "--seed", "5"], 4);
+    let runs_s = runs.to_str().unwrap();
     // Every checkpoint records its final train and test evaluation; the gap is their difference.
     for i in 0..4 {
         let report = read_json(&runs.join(format!("run-{i:03}/train.json")));
@@ -274,10 +299,7 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
     let correlations = out["correlations"].as_array().unwrap();
     assert_eq!(correlations.len(), 6);
     for c in correlations {
-        let label = match c["rho"].as_f64() {
-            Some(rho) => format!("{} ρ={rho}", c["measure"].as_str().unwrap()),
-            None => c["measure"].as_str().unwrap().to_string(),
-        };
+        let label = label(c);
         let (values, gaps): (Vec<f64>, Vec<f64>) = rows
             .iter()
             .zip(&gaps)
@@ -315,18 +337,8 @@ fn a_ci_sized_study_writes_json_and_plot_consistent_with_its_own_columns() {
 fn a_ci_sized_study_of_minilm_tails_correlates_its_own_columns() {
     let _ = cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
     let dir = std::env::temp_dir().join(format!("geosharp-mr-study-{}", std::process::id()));
-    let runs = dir.join("runs");
+    let runs = train_family(&dir, &["--task", "mr", "--scale", "ci"], 3);
     let runs_s = runs.to_str().unwrap();
-    let table = geosharp(&[
-        "family", "--task", "mr", "--scale", "ci", "--count", "3", "--out", runs_s,
-    ]);
-    assert_eq!(
-        table
-            .lines()
-            .filter(|l| l.contains("adam") || l.contains("sgd"))
-            .count(),
-        3
-    );
     let json = dir.join("mr.json");
     geosharp(&[
         "correlate",
@@ -356,10 +368,7 @@ fn a_ci_sized_study_of_minilm_tails_correlates_its_own_columns() {
         .map(|r| r["test_error"].as_f64().unwrap() - r["train_error"].as_f64().unwrap())
         .collect();
     for c in out["correlations"].as_array().unwrap() {
-        let label = match c["rho"].as_f64() {
-            Some(rho) => format!("{} ρ={rho}", c["measure"].as_str().unwrap()),
-            None => c["measure"].as_str().unwrap().to_string(),
-        };
+        let label = label(c);
         let values: Vec<f64> = rows
             .iter()
             .map(|r| r["sharpness"][&label].as_f64().unwrap())

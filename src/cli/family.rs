@@ -2,7 +2,7 @@
 //! drawn configuration — ViTs on Fashion-MNIST (`--task vit`, the checkpoints of `geosharp
 //! train`) or MiniLM-L6 with its last layer fine-tuned on MR (`--task mr`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::module::AutodiffModule;
@@ -55,24 +55,41 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
     let configs = draw(args.count, args.seed, args.scale);
     write_json(&args.out.join("family.json"), &configs)?;
     let (all_train, all_test) = (fashion_mnist(Split::Train)?, fashion_mnist(Split::Test)?);
+    let reports = train_missing(
+        &args.out,
+        &configs,
+        |dir, config| load_report(dir).ok().filter(|r| r.config == *config),
+        |dir, config| train_and_save::<B>(config, &all_train, &all_test, Some(dir), device),
+    )?;
+    print!("{}", table(&reports));
+    Ok(())
+}
+
+/// Trains `configs[i]` into `out/run-{i:03}` unless `done` finds that checkpoint already
+/// trained with the same configuration (so an interrupted family resumes); returns every
+/// model's report, in order.
+fn train_missing<C, R>(
+    out: &Path,
+    configs: &[C],
+    done: impl Fn(&Path, &C) -> Option<R>,
+    mut train: impl FnMut(&Path, &C) -> anyhow::Result<R>,
+) -> anyhow::Result<Vec<R>> {
     let mut reports = Vec::with_capacity(configs.len());
     for (i, config) in configs.iter().enumerate() {
-        let dir = args.out.join(format!("run-{i:03}"));
-        let done = load_report(&dir).ok().filter(|r| r.config == *config);
-        let report = match done {
+        let dir = out.join(format!("run-{i:03}"));
+        let report = match done(&dir, config) {
             Some(report) => {
                 eprintln!("run-{i:03}: already trained");
                 report
             }
             None => {
                 eprintln!("run-{i:03} of {}:", configs.len());
-                train_and_save::<B>(config, &all_train, &all_test, Some(&dir), device)?
+                train(&dir, config)?
             }
         };
         reports.push(report);
     }
-    print!("{}", table(&reports));
-    Ok(())
+    Ok(reports)
 }
 
 fn table(reports: &[TrainReport]) -> String {
@@ -172,34 +189,25 @@ fn run_mr<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result
     let test_size = configs.iter().map(|c| c.test_size).max().unwrap_or(0);
     let base = tail_base::<B>(&configs[0], test_size, device)?;
     let test = base.test.as_ref().context("test features were asked for")?;
-    let mut reports = Vec::with_capacity(configs.len());
-    for (i, config) in configs.iter().enumerate() {
-        anyhow::ensure!(
-            same_base(config, &configs[0]),
-            "run-{i:03} has another base"
-        );
-        let dir = args.out.join(format!("run-{i:03}"));
-        let done = load_tail_report(&dir).ok().filter(|r| r.config == *config);
-        let report = match done {
-            Some(report) => {
-                eprintln!("run-{i:03}: already trained");
-                report
-            }
-            None => {
-                eprintln!("run-{i:03} of {}:", configs.len());
-                let (tail, report) = train_tail::<B>(
-                    config,
-                    base.template.clone(),
-                    (&base.pool, test),
-                    device,
-                    &mut Bars::default(),
-                )?;
-                save_tail(&dir, &tail, &report)?;
-                report
-            }
-        };
-        reports.push(report);
+    if let Some(i) = configs.iter().position(|c| !same_base(c, &configs[0])) {
+        anyhow::bail!("run-{i:03} has another base");
     }
+    let reports = train_missing(
+        &args.out,
+        &configs,
+        |dir, config| load_tail_report(dir).ok().filter(|r| r.config == *config),
+        |dir, config| {
+            let (tail, report) = train_tail::<B>(
+                config,
+                base.template.clone(),
+                (&base.pool, test),
+                device,
+                &mut Bars::default(),
+            )?;
+            save_tail(dir, &tail, &report)?;
+            Ok(report)
+        },
+    )?;
     print!("{}", mr_table(&reports));
     Ok(())
 }

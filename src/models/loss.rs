@@ -10,6 +10,13 @@ pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, labels: Tensor<B, 1, Int>
     -picked.mean()
 }
 
+/// How many rows of `logits` `[n, classes]` have their largest entry at `labels` `[n]`.
+pub fn count_correct<B: Backend>(logits: Tensor<B, 2>, labels: &Tensor<B, 1, Int>) -> f64 {
+    let n = labels.dims()[0];
+    let hits = logits.argmax(1).reshape([n]).equal(labels.clone());
+    crate::host::scalar(hits.int().sum().float())
+}
+
 /// Mean squared error (1/n) Σ (ŷ − y)², without a factor ½.
 pub fn squared_error<B: Backend>(prediction: Tensor<B, 1>, target: Tensor<B, 1>) -> Tensor<B, 1> {
     (prediction - target).square().mean()

@@ -179,34 +179,30 @@ pub fn draw_mr(count: usize, seed: u64, scale: Scale) -> Vec<MrTailConfig> {
 mod tests {
     use super::*;
 
+    /// How many different values `f` takes on `items`.
+    fn distinct<C>(items: &[C], f: impl Fn(&C) -> String) -> usize {
+        let mut v: Vec<String> = items.iter().map(f).collect();
+        v.sort();
+        v.dedup();
+        v.len()
+    }
+
     #[test]
     fn the_draw_is_reproducible_and_spreads_every_knob() {
         let a = draw(40, 7, Scale::Study);
         assert_eq!(a, draw(40, 7, Scale::Study));
         assert_ne!(a, draw(40, 8, Scale::Study));
-        let distinct = |f: &dyn Fn(&TrainConfig) -> String| {
-            let mut v: Vec<String> = a.iter().map(f).collect();
-            v.sort();
-            v.dedup();
-            v.len()
-        };
-        assert!(distinct(&|c| c.batch.to_string()) >= 3);
-        assert!(distinct(&|c| c.epochs.to_string()) >= 5);
-        assert!(distinct(&|c| c.train_size.to_string()) >= 3);
-        assert!(distinct(&|c| format!("{:?}", c.base)) == 2);
+        assert!(distinct(&a, |c| c.batch.to_string()) >= 3);
+        assert!(distinct(&a, |c| c.epochs.to_string()) >= 5);
+        assert!(distinct(&a, |c| c.train_size.to_string()) >= 3);
+        assert!(distinct(&a, |c| format!("{:?}", c.base)) == 2);
         assert!(a.iter().any(|c| c.label_noise == 0.0) && a.iter().any(|c| c.label_noise > 0.1));
         assert!(a.iter().all(|c| (0.0..=0.4).contains(&c.label_noise)));
         assert!(a.iter().all(|c| (3e-4..=0.1).contains(&c.learning_rate)));
         let mr = draw_mr(40, 7, Scale::Study);
         assert_eq!(mr, draw_mr(40, 7, Scale::Study));
-        let spread = |f: &dyn Fn(&MrTailConfig) -> String| {
-            let mut v: Vec<String> = mr.iter().map(f).collect();
-            v.sort();
-            v.dedup();
-            v.len()
-        };
-        assert!(spread(&|c| c.epochs.to_string()) >= 4);
-        assert!(spread(&|c| c.train_size.to_string()) >= 3);
+        assert!(distinct(&mr, |c| c.epochs.to_string()) >= 4);
+        assert!(distinct(&mr, |c| c.train_size.to_string()) >= 3);
         assert!(mr.iter().all(|c| c.train_size <= c.pool));
         assert!(mr.iter().any(|c| c.label_noise == 0.0) && mr.iter().any(|c| c.label_noise > 0.1));
         assert!(

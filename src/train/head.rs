@@ -17,7 +17,7 @@ use crate::data::{self, LabelledSentences, SentenceEncoder};
 use crate::host::scalar;
 use crate::measures::Progress;
 use crate::models::BertModel;
-use crate::models::loss::cross_entropy;
+use crate::models::loss::{count_correct, cross_entropy};
 
 /// Settings of the head fit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -91,11 +91,10 @@ pub fn labels<B: Backend>(labels: &[usize], device: &B::Device) -> Tensor<B, 1, 
 }
 
 /// Mean cross-entropy and accuracy of `head` on features and labels.
-pub fn evaluate<B: Backend>(head: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> (f64, f64) {
+fn evaluate<B: Backend>(head: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 1, Int>) -> (f64, f64) {
     let n = y.dims()[0];
     let logits = head.forward(x);
-    let predicted = logits.clone().argmax(1).reshape([n]);
-    let correct = scalar(predicted.equal(y.clone()).int().sum().float());
+    let correct = count_correct(logits.clone(), &y);
     (scalar(cross_entropy(logits, y)), correct / n as f64)
 }
 

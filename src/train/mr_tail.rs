@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer, SgdConfig, momentum::MomentumConfig};
+use burn::optim::{GradientsParams, Optimizer};
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -36,6 +36,7 @@ use super::vit::{BaseOptimizer, Evaluation, TrainError};
 use crate::data::{self, LabelledSentences, SentenceEncoder};
 use crate::host::scalar;
 use crate::measures::Progress;
+use crate::models::loss::{count_correct, cross_entropy};
 use crate::models::{BertModel, BertTail, TailBatch};
 
 /// The `task` field of a tail's `train.json`, which tells it from a ViT report.
@@ -131,18 +132,7 @@ impl MrTailConfig {
                 self.train_size, self.pool
             ));
         }
-        if !(0.0..=1.0).contains(&self.label_noise) {
-            return bad(format!(
-                "label noise must be a fraction in [0, 1], got {}",
-                self.label_noise
-            ));
-        }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return bad(format!(
-                "weight decay must be a finite number ≥ 0, got {}",
-                self.weight_decay
-            ));
-        }
+        super::vit::check_regularisation(self.label_noise, self.weight_decay)?;
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
             return bad(format!(
                 "learning rate must be positive, got {}",
@@ -303,9 +293,8 @@ pub fn evaluate<B: Backend>(
     for (p, l) in positions.chunks(256).zip(labels.chunks(256)) {
         let batch = features.batch(p, l);
         let logits = tail.forward(batch.hidden, &batch.mask);
-        let hits = logits.clone().argmax(1).reshape([p.len()]);
-        correct += scalar(hits.equal(batch.labels.clone()).int().sum().float());
-        loss += scalar(crate::models::loss::cross_entropy(logits, batch.labels)) * p.len() as f64;
+        correct += count_correct(logits.clone(), &batch.labels);
+        loss += scalar(cross_entropy(logits, batch.labels)) * p.len() as f64;
     }
     let n = positions.len().max(1) as f64;
     Evaluation {
@@ -318,8 +307,8 @@ pub fn evaluate<B: Backend>(
 /// and reports it on the first `test_size` sentences of `test`.
 ///
 /// # Errors
-/// [`TrainError::Config`] for an invalid configuration or too few sentences;
-/// [`TrainError::Optim`] never (the plain step has no ρ), kept for symmetry with the ViT.
+/// [`TrainError::Config`] for an invalid configuration, too few sentences, or a loss that
+/// stops being finite.
 pub fn train_tail<B: AutodiffBackend>(
     config: &MrTailConfig,
     tail: BertTail<B>,
@@ -338,25 +327,14 @@ pub fn train_tail<B: AutodiffBackend>(
         )));
     }
     B::seed(device, config.seed);
-    let decay = (config.weight_decay > 0.0)
-        .then(|| burn::optim::decay::WeightDecayConfig::new(config.weight_decay as f32));
-    match config.base {
-        BaseOptimizer::Sgd => {
-            let base = SgdConfig::new()
-                .with_momentum(Some(MomentumConfig::new()))
-                .with_weight_decay(decay)
-                .init();
-            run(base, tail, config, (pool, test), device, progress)
-        }
-        BaseOptimizer::Adam => run(
-            AdamConfig::new().with_weight_decay(decay).init(),
-            tail,
-            config,
-            (pool, test),
-            device,
-            progress,
-        ),
-    }
+    with_base_optimizer!(config.base, config.weight_decay, |base| run(
+        base,
+        tail,
+        config,
+        (pool, test),
+        device,
+        progress
+    ))
 }
 
 fn run<B, O>(
@@ -409,9 +387,8 @@ where
             let l: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
             let batch = lift::<B>(pool.batch(&p, &l));
             let logits = tail.forward(batch.hidden.clone(), &batch.mask);
-            let hits = logits.clone().inner().argmax(1).reshape([p.len()]);
-            correct += scalar(hits.equal(batch.labels.clone().inner()).int().sum().float());
-            let loss = crate::models::loss::cross_entropy(logits, batch.labels);
+            correct += count_correct(logits.clone().inner(), &batch.labels.clone().inner());
+            let loss = cross_entropy(logits, batch.labels);
             let value = scalar(loss.clone().inner());
             if !value.is_finite() {
                 return Err(TrainError::Config(format!(

@@ -9,8 +9,8 @@
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamConfig, Optimizer, SgdConfig, momentum::MomentumConfig};
-use burn::prelude::{Backend, Tensor};
+use burn::optim::Optimizer;
+use burn::prelude::Backend;
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -20,7 +20,7 @@ use crate::data::fashion::Images;
 use crate::geometry::Metric;
 use crate::host::scalar;
 use crate::measures::Progress;
-use crate::models::loss::cross_entropy;
+use crate::models::loss::{count_correct, cross_entropy};
 use crate::models::{Vit, VitConfig};
 use crate::optim::{self, Mesa, Perturbation, Saf, SharpnessAware, TrajectoryConfig};
 
@@ -297,40 +297,28 @@ pub fn train_vit<B: AutodiffBackend>(
         ));
     }
     config.model.check().map_err(TrainError::Config)?;
-    if !(0.0..=1.0).contains(&config.label_noise) {
-        return Err(TrainError::Config(format!(
-            "label noise must be a fraction in [0, 1], got {}",
-            config.label_noise
-        )));
-    }
-    if !(config.weight_decay >= 0.0 && config.weight_decay.is_finite()) {
-        return Err(TrainError::Config(format!(
-            "weight decay must be a finite number ≥ 0, got {}",
-            config.weight_decay
-        )));
-    }
+    check_regularisation(config.label_noise, config.weight_decay)?;
     B::seed(device, config.seed);
     let model = config.model.init::<B>(device);
-    let decay = (config.weight_decay > 0.0)
-        .then(|| burn::optim::decay::WeightDecayConfig::new(config.weight_decay as f32));
-    match config.base {
-        BaseOptimizer::Sgd => {
-            let base = SgdConfig::new()
-                .with_momentum(Some(MomentumConfig::new()))
-                .with_weight_decay(decay)
-                .init();
-            run(base, model, config, train, test, device, progress)
-        }
-        BaseOptimizer::Adam => run(
-            AdamConfig::new().with_weight_decay(decay).init(),
-            model,
-            config,
-            train,
-            test,
-            device,
-            progress,
-        ),
+    with_base_optimizer!(config.base, config.weight_decay, |base| run(
+        base, model, config, train, test, device, progress
+    ))
+}
+
+/// Checks the regularisation shared by every kind of run: a label-noise fraction in [0, 1] and
+/// a finite weight decay ≥ 0.
+pub(crate) fn check_regularisation(label_noise: f64, weight_decay: f64) -> Result<(), TrainError> {
+    if !(0.0..=1.0).contains(&label_noise) {
+        return Err(TrainError::Config(format!(
+            "label noise must be a fraction in [0, 1], got {label_noise}"
+        )));
     }
+    if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+        return Err(TrainError::Config(format!(
+            "weight decay must be a finite number ≥ 0, got {weight_decay}"
+        )));
+    }
+    Ok(())
 }
 
 /// Mean loss and accuracy of `model` on `images`, in batches of 500, without autodiff.
@@ -347,15 +335,6 @@ pub fn evaluate<B: Backend>(model: &Vit<B>, images: &Images, device: &B::Device)
     }
     let n = images.len() as f64;
     (loss / n, correct / n)
-}
-
-fn count_correct<B: Backend>(
-    logits: Tensor<B, 2>,
-    labels: &Tensor<B, 1, burn::prelude::Int>,
-) -> f64 {
-    let n = labels.dims()[0];
-    let hits = logits.argmax(1).reshape([n]).equal(labels.clone());
-    scalar(hits.int().sum().float())
 }
 
 fn run<B, O>(
