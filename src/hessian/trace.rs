@@ -3,13 +3,13 @@
 //! Hutchinson: tr(H) = E[zᵀHz] for Rademacher z; the mean over n probes has standard error
 //! std/√n, large when H has a few dominant eigenvalues. Hutch++ (Meyer, Musco, Musco &
 //! Woodruff 2021) spends a third of its m products on a sketch Q = orth(H S) of the top
-//! eigenspace, takes tr(QᵀHQ) exactly and Hutchinson only on the deflated remainder
+//! eigenspace (Gaussian S), takes tr(QᵀHQ) exactly and Hutchinson only on the deflated remainder
 //! (I − QQᵀ)H(I − QQᵀ): error O(1/m) instead of O(1/√m).
 
 use burn::prelude::Backend;
 
 use super::error::{Error, check_count, finite};
-use super::operator::{LinearOperator, dot, norm, rademacher};
+use super::operator::{LinearOperator, dot, gaussian, norm, rademacher};
 use crate::geometry::Tangent;
 
 /// An estimate with its standard error (NaN where none can be computed from one sample).
@@ -71,10 +71,12 @@ pub fn hutch_plus_plus<B: Backend, O: LinearOperator<B> + ?Sized>(
     check_count("Hutch++ products", products, 3)?;
     let k = products / 3;
     seed_of(op, seed);
-    // Q = orth(H S), S with k Rademacher columns (modified Gram–Schmidt, twice).
+    // Q = orth(H S), S with k Gaussian columns (modified Gram–Schmidt, twice). Gaussian, not
+    // Rademacher: when k reaches the dimension, Q must span all of it for the estimate to be
+    // exact, and ±1 columns are often dependent there.
     let mut q: Vec<Tangent<B>> = Vec::with_capacity(k);
     for _ in 0..k {
-        let mut y = op.apply(&rademacher(op))?;
+        let mut y = op.apply(&gaussian(op))?;
         let before = norm(&y);
         for _ in 0..2 {
             for b in &q {
