@@ -12,7 +12,8 @@ use std::time::Instant;
 
 use burn::optim::AdamConfig;
 use geosharp::geometry::Metric;
-use geosharp::hessian::{HessianOperator, LinearOperator, rademacher};
+use geosharp::geometry::Probes;
+use geosharp::hessian::{HessianOperator, LinearOperator};
 use geosharp::measures::{Landscape, Objective};
 use geosharp::models::BertClassifier;
 use geosharp::optim::{Perturbation, SharpnessAware};
@@ -88,7 +89,7 @@ fn main() {
     let landscape =
         Landscape::new(task.model.clone(), &task.model.symmetries()).expect("landscape");
     let op = HessianOperator::new(&landscape, std::slice::from_ref(data)).expect("operator");
-    let v = rademacher(&op);
+    let v = op.rademacher(&mut Probes::new(0));
     let t = min_seconds(|| {
         drop(op.apply(&v).expect("hvp"));
     });

@@ -9,7 +9,7 @@ use burn::prelude::{Backend, Int, Tensor};
 use burn::tensor::DType;
 use burn::tensor::activation::log_softmax;
 use common::{B32, B64, Quadratic};
-use geosharp::geometry::{GeometryConfig, Metric};
+use geosharp::geometry::{GeometryConfig, Metric, Probes, Tangent};
 use geosharp::hessian::{
     self, DenseOperator, HessianOperator, LinearOperator, Order, PowerIteration, Slq,
 };
@@ -304,6 +304,51 @@ fn lanczos_finds_the_outliers_of_a_spiked_wishart_matrix() {
     let power =
         hessian::power_iteration(&op, &PowerIteration::default(), Order::LargestMagnitude).unwrap();
     assert!((power.value - top[0].0).abs() < 0.05, "{power:?}");
+}
+
+#[test]
+fn probes_are_reproducible_whatever_the_backend_generator_does_and_have_their_moments() {
+    /// The identity on ℝⁿ: only its space matters here.
+    struct Identity(usize);
+    impl LinearOperator<B64> for Identity {
+        fn zeros(&self) -> Tangent<B64> {
+            Tangent::new(vec![Tensor::zeros(
+                [1, 1, self.0],
+                (&Default::default(), DType::F64),
+            )])
+        }
+        fn dim(&self) -> usize {
+            self.0
+        }
+        fn apply(&self, v: &Tangent<B64>) -> Result<Tangent<B64>, hessian::Error> {
+            Ok(v.clone())
+        }
+    }
+    let n = 20_000;
+    let op = Identity(n);
+    let draw = |seed| {
+        let mut probes = Probes::new(seed);
+        let z = to_f64_vec(op.rademacher(&mut probes).parts[0].clone());
+        // Another user of the backend's shared generator, between two draws of the stream.
+        B64::seed(&Default::default(), seed);
+        let _ = Tensor::<B64, 1>::random(
+            [7],
+            burn::tensor::Distribution::Default,
+            &Default::default(),
+        );
+        (z, to_f64_vec(op.gaussian(&mut probes).parts[0].clone()))
+    };
+    let (z, g) = draw(5);
+    assert_eq!((z.clone(), g.clone()), draw(5));
+    assert_ne!(z, draw(6).0);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let se = 1.0 / (n as f64).sqrt();
+    assert!(z.iter().all(|&x| x == 1.0 || x == -1.0));
+    assert!(mean(&z).abs() < 4.0 * se, "{}", mean(&z));
+    assert!(mean(&g).abs() < 4.0 * se, "{}", mean(&g));
+    let var = g.iter().map(|x| x * x).sum::<f64>() / n as f64;
+    // Var of the sample second moment of N(0, 1) is 2/n.
+    assert!((var - 1.0).abs() < 4.0 * (2.0f64).sqrt() * se, "{var}");
 }
 
 #[test]

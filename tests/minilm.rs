@@ -7,6 +7,7 @@ mod common;
 use burn::backend::{Autodiff, NdArray};
 use common::assets::cache_with;
 use geosharp::assets::Asset;
+use geosharp::geometry::Probes;
 use geosharp::measures::Silent;
 use geosharp::studies::invariance::{self, InvarianceConfig};
 use geosharp::tasks::{MrOptions, MrTask};
@@ -82,8 +83,8 @@ fn the_hessian_of_minilm_s_last_layer_is_symmetric_and_its_top_eigenvalue_is_con
         .restrict_to("layer.5.")
         .unwrap();
     assert!(op.dim() > 1_000_000 && op.dim() < 2_000_000, "{}", op.dim());
-    <geosharp::measures::Inner<B> as burn::prelude::Backend>::seed(&device, 1);
-    let (u, v) = (hessian::rademacher(&op), hessian::rademacher(&op));
+    let mut probes = Probes::new(1);
+    let (u, v) = (op.rademacher(&mut probes), op.rademacher(&mut probes));
     let (hu, hv) = (op.apply(&u).unwrap(), op.apply(&v).unwrap());
     let (uhv, vhu) = (hessian::dot(&u, &hv), hessian::dot(&v, &hu));
     // The natural scale of a cross term: √(uᵀHu · vᵀHv) (Cauchy–Schwarz for a PSD H). The f32

@@ -14,7 +14,7 @@ use nalgebra::{DMatrix, SymmetricEigen};
 
 use super::error::{Error, check_count, finite};
 use super::operator::{LinearOperator, dot, norm};
-use crate::geometry::Tangent;
+use crate::geometry::{Probes, Tangent};
 use crate::host;
 
 /// A breakdown β below this fraction of the largest |α| or β seen means the Krylov space is
@@ -185,11 +185,7 @@ pub fn top_eigenvalues<B: Backend, O: LinearOperator<B> + ?Sized>(
     seed: u64,
 ) -> Result<Vec<(f64, f64)>, Error> {
     check_count("k", k, 1)?;
-    let start = {
-        let zeros = op.zeros();
-        B::seed(&zeros.parts[0].device(), seed);
-        super::operator::rademacher(op)
-    };
+    let start = op.rademacher(&mut Probes::new(seed));
     let ritz = lanczos(op, &start, steps.max(k))?.ritz();
     let mut pairs: Vec<(f64, f64)> = ritz.values.into_iter().zip(ritz.bounds).collect();
     match order {

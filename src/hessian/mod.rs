@@ -28,9 +28,7 @@ mod wen;
 
 pub use error::Error;
 pub use lanczos::{Order, RitzValues, Tridiagonal, lanczos, top_eigenvalues};
-pub use operator::{
-    DenseOperator, HessianOperator, LinearOperator, dot, gaussian, norm, rademacher,
-};
+pub use operator::{DenseOperator, HessianOperator, LinearOperator, dot, norm};
 pub use power::{Eigenvalue, PowerIteration, power_iteration};
 pub use renyi::{Renyi, renyi_from_density, renyi_sharpness};
 pub use slq::{Slq, SpectralDensity, slq};

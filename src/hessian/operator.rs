@@ -9,11 +9,11 @@
 use std::cell::Cell;
 
 use burn::prelude::{Backend, Tensor};
+use burn::tensor::DType;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{DType, Distribution};
 
 use super::error::{Error, finite};
-use crate::geometry::Tangent;
+use crate::geometry::{Probes, Tangent};
 use crate::host;
 use crate::measures::{Inner, Landscape, Objective};
 
@@ -33,6 +33,16 @@ pub trait LinearOperator<B: Backend> {
 
     /// H v.
     fn apply(&self, v: &Tangent<B>) -> Result<Tangent<B>, Error>;
+
+    /// The next Rademacher vector of `probes` in the space.
+    fn rademacher(&self, probes: &mut Probes) -> Tangent<B> {
+        self.restrict(probes.rademacher(&self.zeros()))
+    }
+
+    /// The next standard Gaussian vector of `probes` in the space.
+    fn gaussian(&self, probes: &mut Probes) -> Tangent<B> {
+        self.restrict(probes.gaussian(&self.zeros()))
+    }
 }
 
 /// ⟨u, v⟩ = Σ_parts Σ u ⊙ v, accumulated in f64 (one host read).
@@ -49,38 +59,6 @@ pub fn dot<B: Backend>(u: &Tangent<B>, v: &Tangent<B>) -> f64 {
 /// ‖v‖₂.
 pub fn norm<B: Backend>(v: &Tangent<B>) -> f64 {
     dot(v, v).sqrt()
-}
-
-/// A Rademacher vector (independent ±1 entries) of `op`'s space, from the backend's generator
-/// (seed it first).
-pub fn rademacher<B: Backend, O: LinearOperator<B> + ?Sized>(op: &O) -> Tangent<B> {
-    let z = op.zeros().map(|p| {
-        let device = p.device();
-        Tensor::random(
-            p.shape(),
-            Distribution::Bernoulli(0.5),
-            (&device, p.dtype()),
-        )
-        .mul_scalar(2.0)
-        .sub_scalar(1.0)
-    });
-    op.restrict(z)
-}
-
-/// A standard Gaussian vector (independent N(0, 1) entries) of `op`'s space, from the backend's
-/// generator (seed it first). Sketches use it rather than [`rademacher`]: a few ±1 columns are
-/// linearly dependent with high probability in low dimension (k = 6 of them in ℝ⁶: about 63 %),
-/// Gaussian columns almost never.
-pub fn gaussian<B: Backend, O: LinearOperator<B> + ?Sized>(op: &O) -> Tangent<B> {
-    let z = op.zeros().map(|p| {
-        let device = p.device();
-        Tensor::random(
-            p.shape(),
-            Distribution::Normal(0.0, 1.0),
-            (&device, p.dtype()),
-        )
-    });
-    op.restrict(z)
 }
 
 /// An explicit symmetric D×D matrix as an operator on one part of shape `[1, 1, D]`.

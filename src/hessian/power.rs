@@ -10,7 +10,8 @@ use burn::prelude::Backend;
 
 use super::error::{Error, check_count, finite};
 use super::lanczos::Order;
-use super::operator::{LinearOperator, dot, norm, rademacher};
+use super::operator::{LinearOperator, dot, norm};
+use crate::geometry::Probes;
 use crate::geometry::Tangent;
 
 /// Settings of power iteration.
@@ -75,13 +76,11 @@ fn run<B: Backend, O: LinearOperator<B> + ?Sized>(
     config: &PowerIteration,
     sigma: f64,
 ) -> Result<Eigenvalue, Error> {
-    let zeros = op.zeros();
-    B::seed(&zeros.parts[0].device(), config.seed);
     let apply = |v: &Tangent<B>| -> Result<Tangent<B>, Error> {
         let hv = op.apply(v)?;
         Ok(if sigma == 0.0 { hv } else { hv.axpy(-sigma, v) })
     };
-    let z = rademacher(op);
+    let z = op.rademacher(&mut Probes::new(config.seed));
     let mut v = z.scale(1.0 / norm(&z).max(f64::MIN_POSITIVE));
     let mut value = f64::NAN;
     let mut residual = f64::NAN;

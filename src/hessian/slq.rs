@@ -14,8 +14,9 @@ use burn::prelude::Backend;
 
 use super::error::{Error, check_count};
 use super::lanczos::lanczos;
-use super::operator::{LinearOperator, rademacher};
+use super::operator::LinearOperator;
 use super::trace::{Estimate, mean_se};
+use crate::geometry::Probes;
 
 /// Settings of SLQ; the defaults are the reference settings of Rényi sharpness.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -56,11 +57,10 @@ pub fn slq<B: Backend, O: LinearOperator<B> + ?Sized>(
 ) -> Result<SpectralDensity, Error> {
     check_count("SLQ probes", config.probes, 1)?;
     check_count("Lanczos steps", config.steps, 1)?;
-    let zeros = op.zeros();
-    B::seed(&zeros.parts[0].device(), config.seed);
+    let mut probes = Probes::new(config.seed);
     let (mut nodes, mut weights) = (Vec::new(), Vec::new());
     for _ in 0..config.probes {
-        let ritz = lanczos(op, &rademacher(op), config.steps)?.ritz();
+        let ritz = lanczos(op, &op.rademacher(&mut probes), config.steps)?.ritz();
         nodes.push(ritz.values);
         weights.push(ritz.weights);
     }

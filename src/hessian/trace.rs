@@ -9,7 +9,8 @@
 use burn::prelude::Backend;
 
 use super::error::{Error, check_count, finite};
-use super::operator::{LinearOperator, dot, gaussian, norm, rademacher};
+use super::operator::{LinearOperator, dot, norm};
+use crate::geometry::Probes;
 use crate::geometry::Tangent;
 
 /// An estimate with its standard error (NaN where none can be computed from one sample).
@@ -34,11 +35,6 @@ pub(crate) fn mean_se(samples: &[f64]) -> (f64, f64) {
     (mean, (var / n).sqrt())
 }
 
-fn seed_of<B: Backend, O: LinearOperator<B> + ?Sized>(op: &O, seed: u64) {
-    let zeros = op.zeros();
-    B::seed(&zeros.parts[0].device(), seed);
-}
-
 /// Hutchinson's estimate of tr(H) from `probes` Rademacher vectors.
 pub fn hutchinson<B: Backend, O: LinearOperator<B> + ?Sized>(
     op: &O,
@@ -46,10 +42,10 @@ pub fn hutchinson<B: Backend, O: LinearOperator<B> + ?Sized>(
     seed: u64,
 ) -> Result<Estimate, Error> {
     check_count("trace probes", probes, 1)?;
-    seed_of(op, seed);
+    let mut draws = Probes::new(seed);
     let samples = (0..probes)
         .map(|_| {
-            let z = rademacher(op);
+            let z = op.rademacher(&mut draws);
             finite("a Hutchinson sample", dot(&z, &op.apply(&z)?))
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -70,13 +66,13 @@ pub fn hutch_plus_plus<B: Backend, O: LinearOperator<B> + ?Sized>(
 ) -> Result<Estimate, Error> {
     check_count("Hutch++ products", products, 3)?;
     let k = products / 3;
-    seed_of(op, seed);
+    let mut probes = Probes::new(seed);
     // Q = orth(H S), S with k Gaussian columns (modified Gram–Schmidt, twice). Gaussian, not
     // Rademacher: when k reaches the dimension, Q must span all of it for the estimate to be
     // exact, and ±1 columns are often dependent there.
     let mut q: Vec<Tangent<B>> = Vec::with_capacity(k);
     for _ in 0..k {
-        let mut y = op.apply(&gaussian(op))?;
+        let mut y = op.apply(&op.gaussian(&mut probes))?;
         let before = norm(&y);
         for _ in 0..2 {
             for b in &q {
@@ -101,7 +97,7 @@ pub fn hutch_plus_plus<B: Backend, O: LinearOperator<B> + ?Sized>(
     };
     let mut samples = Vec::with_capacity(k);
     for _ in 0..k {
-        let g = deflate(rademacher(op));
+        let g = deflate(op.rademacher(&mut probes));
         let hg = deflate(op.apply(&g)?);
         samples.push(finite("a Hutch++ sample", dot(&g, &hg))?);
     }

@@ -7,14 +7,13 @@
 //! * ascent-direction L(w + ρ ĝ) − L(w), ĝ = ∇L/‖∇L‖ → ρ‖∇L‖ + ρ² ĝᵀHĝ/2;
 //! * average-direction E_{g∼N(0,I)} L(w + ρ g/‖g‖) − L(w) → ρ² tr(H)/(2D).
 
-use burn::prelude::Tensor;
-use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::error::{Error, check_count, finite};
 use super::operator::{HessianOperator, LinearOperator, dot, norm};
 use super::trace::{Estimate, mean_se};
-use crate::measures::{Inner, Objective};
+use crate::geometry::Probes;
+use crate::measures::Objective;
 
 fn check_rho(rho: f64) -> Result<(), Error> {
     if rho > 0.0 && rho.is_finite() {
@@ -71,18 +70,10 @@ pub fn average_direction<B: AutodiffBackend, M: Objective<B>>(
     check_rho(rho)?;
     check_count("direction samples", samples, 1)?;
     let loss = op.loss_along(&op.zeros(), 0.0)?;
-    let zeros = op.zeros();
-    let device = zeros.parts[0].device();
-    <Inner<B> as burn::prelude::Backend>::seed(&device, seed);
+    let mut probes = Probes::new(seed);
     let rises = (0..samples)
         .map(|_| {
-            let g = op.restrict(zeros.map(|p| {
-                Tensor::random(
-                    p.shape(),
-                    Distribution::Normal(0.0, 1.0),
-                    (&device, p.dtype()),
-                )
-            }));
+            let g = op.gaussian(&mut probes);
             let unit = g.scale(1.0 / norm(&g).max(f64::MIN_POSITIVE));
             Ok(op.loss_along(&unit, rho)? - loss)
         })

@@ -22,15 +22,15 @@
 //! ascent direction; the first step then goes along a seeded random horizontal direction.
 
 use burn::prelude::{Backend, Tensor};
+use burn::tensor::DType;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{DType, Distribution};
 
 use super::error::Error;
 use super::landscape::{GradientMode, Inner, Landscape};
 use super::objective::Objective;
 use super::progress::Progress;
 use super::worst_case::WorstCase;
-use crate::geometry::{Product, Tangent};
+use crate::geometry::{Probes, Product, Tangent};
 use crate::host;
 
 /// Tuning of Auto-PGD; the defaults are the paper's.
@@ -292,15 +292,7 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
 
 /// A unit-norm random horizontal direction (seeded), for a stationary start.
 fn random_direction<B: Backend>(geometry: &Product<B>, like: &Tangent<B>, seed: u64) -> Tangent<B> {
-    let device = like.parts[0].device();
-    B::seed(&device, seed);
-    let z = like.map(|p| {
-        Tensor::random(
-            p.shape(),
-            Distribution::Normal(0.0, 1.0),
-            (&device, p.dtype()),
-        )
-    });
+    let z = Probes::new(seed).gaussian(like);
     let h = geometry.horizontal(&geometry.whiten(&z));
     let norm = geometry.norm(&h);
     h.scale_by(&norm.clamp_min(f64::MIN_POSITIVE).recip())

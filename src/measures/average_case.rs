@@ -8,8 +8,6 @@
 
 use std::time::Instant;
 
-use burn::prelude::Tensor;
-use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 
 use super::error::{Error, check_count, check_radius};
@@ -17,7 +15,7 @@ use super::landscape::Landscape;
 use super::objective::Objective;
 use super::progress::Progress;
 use super::report::{SharpnessReport, mean_std};
-use crate::geometry::{GeometryConfig, Tangent};
+use crate::geometry::{GeometryConfig, Probes, Tangent};
 use crate::host;
 
 /// Settings of an average-case sharpness measurement.
@@ -49,8 +47,8 @@ pub fn average_case<B: AutodiffBackend, M: Objective<B>>(
     let geometry = landscape.geometry(&config.geometry)?;
     let project = config.geometry.metric.uses_symmetry();
     let base = landscape.base();
-    let device = base[0].device();
-    B::seed(&device, config.seed);
+    let mut probes = Probes::new(config.seed);
+    let like = Tangent::new(base.to_vec());
     let label = config.geometry.metric.measure_name();
     progress.begin(label, (batches.len() * config.samples) as u64);
     let (mut per_batch, mut clean) = (Vec::new(), Vec::new());
@@ -58,17 +56,7 @@ pub fn average_case<B: AutodiffBackend, M: Objective<B>>(
         let l0 = host::scalar(landscape.loss_at(base.to_vec(), batch));
         let mut total = 0.0;
         for s in 0..config.samples {
-            let z = Tangent::new(
-                base.iter()
-                    .map(|p| {
-                        Tensor::random(
-                            p.shape(),
-                            Distribution::Normal(0.0, 1.0),
-                            (&device, p.dtype()),
-                        )
-                    })
-                    .collect(),
-            );
+            let z = probes.gaussian(&like);
             let mut xi = geometry.whiten(&z).scale(config.sigma);
             if project {
                 xi = geometry.horizontal(&xi);
