@@ -1,13 +1,17 @@
 //! What the MiniLM benches share: the real checkpoint with its MR head, and the batch size
 //! from the command line.
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::Autodiff;
 use geosharp::assets::{Asset, Cache};
 use geosharp::measures::Silent;
 use geosharp::tasks::{MrOptions, MrTask};
 
-/// The backend of the benches.
-pub type B = Autodiff<NdArray<f32>>;
+/// The backend of the benches: ndarray, or Flex with `--features flex`.
+#[cfg(not(feature = "flex"))]
+pub type B = Autodiff<burn::backend::NdArray<f32>>;
+/// The backend of the benches: ndarray, or Flex with `--features flex`.
+#[cfg(feature = "flex")]
+pub type B = Autodiff<burn::backend::Flex>;
 
 /// The first number among the bench's arguments (`cargo bench --bench NAME -- 64`), else
 /// `default`.
