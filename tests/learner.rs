@@ -131,19 +131,13 @@ fn geodesic_sam_under_burns_learner_equals_the_hand_written_loop_bit_for_bit() {
     let (batch, epochs, lr) = (4, 2, 5e-3);
     let data = items(12);
     let model: TinyAttention<B> = common::optim::tiny(3);
-    let rule = || {
-        SharpnessAware::new(
-            AdamConfig::new().init(),
-            Perturbation::geodesic(Metric::Mix),
-            0.05,
-        )
-        .unwrap()
-        .for_model(&model)
-    };
+    let (rule, rho) = (Perturbation::geodesic(Metric::Mix), 0.05);
 
     // The hand-written loop.
     let mut hand = model.clone();
-    let mut optim = rule();
+    let mut optim = SharpnessAware::new(AdamConfig::new().init(), rule, rho)
+        .unwrap()
+        .for_model(&model);
     let device = Default::default();
     for _ in 0..epochs {
         for chunk in data.chunks(batch) {
@@ -155,7 +149,7 @@ fn geodesic_sam_under_burns_learner_equals_the_hand_written_loop_bit_for_bit() {
     // Burn's Learner, with the same Adam (its state lives in the Learner's optimiser).
     let step = SamStep {
         model: model.clone(),
-        rule: SharpnessAware::new((), Perturbation::geodesic(Metric::Mix), 0.05)
+        rule: SharpnessAware::new((), rule, rho)
             .unwrap()
             .for_model(&model),
     };

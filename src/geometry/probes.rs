@@ -47,9 +47,9 @@ impl Probes {
     }
 
     /// A standard Gaussian vector (independent N(0, 1) entries) with `like`'s shapes, devices
-    /// and dtypes. Sketches use it rather than [`rademacher`](Self::rademacher): a few ±1 columns are linearly dependent
-    /// with high probability in low dimension (six of them in ℝ⁶: about 63 %), Gaussian
-    /// columns almost never.
+    /// and dtypes. Sketches use it rather than [`rademacher`](Self::rademacher): a few ±1
+    /// columns are linearly dependent with high probability in low dimension (six of them in
+    /// ℝ⁶: about 63 %), Gaussian columns almost never.
     pub fn gaussian<B: Backend>(&mut self, like: &Tangent<B>) -> Tangent<B> {
         self.draw(like, |rng, n| {
             (0..n)

@@ -11,8 +11,7 @@ use burn::prelude::Backend;
 use super::error::{Error, check_count, finite};
 use super::lanczos::Order;
 use super::operator::{LinearOperator, dot, norm};
-use crate::geometry::Probes;
-use crate::geometry::Tangent;
+use crate::geometry::{Probes, Tangent};
 
 /// Settings of power iteration.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]

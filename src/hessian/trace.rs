@@ -3,15 +3,14 @@
 //! Hutchinson: tr(H) = E[zᵀHz] for Rademacher z; the mean over n probes has standard error
 //! std/√n, large when H has a few dominant eigenvalues. Hutch++ (Meyer, Musco, Musco &
 //! Woodruff 2021) spends a third of its m products on a sketch Q = orth(H S) of the top
-//! eigenspace (Gaussian S), takes tr(QᵀHQ) exactly and Hutchinson only on the deflated remainder
-//! (I − QQᵀ)H(I − QQᵀ): error O(1/m) instead of O(1/√m).
+//! eigenspace (Gaussian S), takes tr(QᵀHQ) exactly and Hutchinson only on the deflated
+//! remainder (I − QQᵀ)H(I − QQᵀ): error O(1/m) instead of O(1/√m).
 
 use burn::prelude::Backend;
 
 use super::error::{Error, check_count, finite};
 use super::operator::{LinearOperator, dot, norm};
-use crate::geometry::Probes;
-use crate::geometry::Tangent;
+use crate::geometry::{Probes, Tangent};
 
 /// An estimate with its standard error (NaN where none can be computed from one sample).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
