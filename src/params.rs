@@ -147,6 +147,24 @@ pub fn trainable<B: burn::tensor::backend::AutodiffBackend, M: Module<B>>(model:
     table.load_trainable(model, values)
 }
 
+/// Runs `init` (which draws from Burn's random generator, as module constructors do) with the
+/// generator of backend `B` seeded by `seed`, holding a process-wide lock.
+///
+/// Burn keeps one generator per backend for the whole process. Two threads that each seed it
+/// and then draw — parallel tests, or two runs started side by side — interleave their draws,
+/// and a seed stops naming one model. Every seeded initialisation in geosharp goes through this
+/// lock, so a seed gives the same weights whatever else the process is doing. `init` must
+/// draw everything it needs before returning (see [`materialize`]: Burn's parameters are
+/// lazy).
+pub fn seeded<B: Backend, T>(device: &B::Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = GENERATOR
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    B::seed(device, seed);
+    init()
+}
+
 /// Forces every lazily initialised parameter of `model` to take its value now.
 ///
 /// Burn initialises parameters lazily, and cloning a parameter that has not been read yet

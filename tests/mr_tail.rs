@@ -9,6 +9,7 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::prelude::Tensor;
 use common::assets::cache_with;
+use common::optim::values;
 use geosharp::assets::Asset;
 use geosharp::checkpoint::load_bert;
 use geosharp::data::{SentenceEncoder, mr};
@@ -17,7 +18,10 @@ use geosharp::models::{BertClassifier, BertTail};
 use geosharp::symmetry::Symmetric;
 use geosharp::train::mr_tail::{
     Features, MrTailConfig, load_tail, save_tail, split_base, train_tail,
+    train_tail_with_checkpoints,
 };
+use geosharp::train::resume::fingerprint;
+use geosharp::train::{Checkpoints, OptimizerKind};
 
 type B = Autodiff<NdArray<f32>>;
 type I = NdArray<f32>;
@@ -60,21 +64,9 @@ fn the_tail_on_padded_front_features_computes_the_full_classifier() {
 fn a_ci_sized_tail_trains_its_attention_and_reloads_to_the_same_function() {
     let cache = cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
     let device = Default::default();
-    let config = MrTailConfig {
-        learning_rate: 1e-3,
-        label_noise: 0.25,
-        epochs: 3,
-        batch: 8,
-        train_size: 32,
-        test_size: 16,
-        pool: 48,
-        max_len: 16,
-        probe_steps: 0,
-        seed: 3,
-        ..MrTailConfig::default()
-    };
+    let config = ci_config();
     // Exactly a quarter of the 32 training labels are flipped, and the same ones every call.
-    let (train, test) = mr::load(&cache, config.split_seed, 0.2).unwrap();
+    let (train, _) = mr::load(&cache, config.split_seed, 0.2).unwrap();
     let pool_sentences = train.take(config.pool);
     let clean: Vec<usize> = config
         .training_positions()
@@ -85,30 +77,7 @@ fn a_ci_sized_tail_trains_its_attention_and_reloads_to_the_same_function() {
     assert_eq!(noisy, config.training_labels(&pool_sentences.labels));
     assert_eq!(clean.iter().zip(&noisy).filter(|(a, b)| a != b).count(), 8);
 
-    let (bert, _, _) = load_bert::<B>(&cache.minilm(), &device).unwrap();
-    let (front, template) = split_base(bert, &config, &device);
-    let encoder =
-        SentenceEncoder::from_file(&cache.minilm().join("tokenizer.json"), config.max_len).unwrap();
-    let front = front.valid();
-    let shape = (config.max_len, 16);
-    let pool = Features::compute(
-        &front,
-        &encoder,
-        &pool_sentences,
-        shape,
-        &device,
-        &mut Silent,
-    )
-    .unwrap();
-    let test = Features::compute(
-        &front,
-        &encoder,
-        &test.take(16),
-        shape,
-        &device,
-        &mut Silent,
-    )
-    .unwrap();
+    let (template, pool, test) = ci_base(&config);
     let (tail, report) = train_tail::<B>(
         &config,
         template.clone(),
@@ -155,4 +124,109 @@ fn a_ci_sized_tail_trains_its_attention_and_reloads_to_the_same_function() {
     let e = load_tail(&dir, split_base(bert, &config, &device).1, &device).unwrap_err();
     assert!(e.to_string().contains("not a tail report"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The pretrained tail of `config` and the frozen front's features of its pool and of 16 test
+/// sentences.
+fn ci_base(config: &MrTailConfig) -> (BertTail<B>, Features<I>, Features<I>) {
+    let cache = cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
+    let device = Default::default();
+    let (train, test) = mr::load(&cache, config.split_seed, 0.2).unwrap();
+    let pool_sentences = train.take(config.pool);
+    let (bert, _, _) = load_bert::<B>(&cache.minilm(), &device).unwrap();
+    let (front, template) = split_base(bert, config, &device);
+    let encoder =
+        SentenceEncoder::from_file(&cache.minilm().join("tokenizer.json"), config.max_len).unwrap();
+    let front = front.valid();
+    let shape = (config.max_len, 16);
+    let pool = Features::compute(
+        &front,
+        &encoder,
+        &pool_sentences,
+        shape,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
+    let test = Features::compute(
+        &front,
+        &encoder,
+        &test.take(16),
+        shape,
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
+    (template, pool, test)
+}
+
+fn ci_config() -> MrTailConfig {
+    MrTailConfig {
+        learning_rate: 1e-3,
+        label_noise: 0.25,
+        epochs: 3,
+        batch: 8,
+        train_size: 32,
+        test_size: 16,
+        pool: 48,
+        max_len: 16,
+        probe_steps: 0,
+        seed: 3,
+        ..MrTailConfig::default()
+    }
+}
+
+#[test]
+fn geodesic_sam_trains_the_tail_and_a_resumed_run_ends_where_the_whole_run_ends() {
+    let config = MrTailConfig {
+        optimizer: OptimizerKind::Gsam,
+        probe_steps: 20,
+        ..ci_config()
+    };
+    let (template, pool, test) = ci_base(&config);
+    let device = Default::default();
+    let (whole, report) = train_tail::<B>(
+        &config,
+        template.clone(),
+        (&pool, &test),
+        &device,
+        &mut Silent,
+    )
+    .unwrap();
+    assert_eq!(report.optimizer, "gsam");
+    assert!(
+        report.final_train.loss < report.probe_train.loss,
+        "{:?} → {:?}",
+        report.probe_train,
+        report.final_train
+    );
+    assert!(report.epochs.iter().all(|e| e.test.is_some()));
+    let dir = std::env::temp_dir().join(format!("geosharp-tail-resume-{}", std::process::id()));
+    let run = |config: &MrTailConfig, resume: bool| {
+        let checkpoints = Checkpoints {
+            dir: dir.clone(),
+            resume,
+            fingerprint: fingerprint(config),
+        };
+        train_tail_with_checkpoints::<B>(
+            config,
+            template.clone(),
+            (&pool, &test),
+            Some(&checkpoints),
+            &device,
+            &mut Silent,
+        )
+        .unwrap()
+    };
+    let two = MrTailConfig {
+        epochs: 2,
+        ..config.clone()
+    };
+    let (stopped, _) = run(&two, false);
+    assert_ne!(values(&stopped), values(&whole));
+    let (resumed, resumed_report) = run(&config, true);
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(values(&resumed), values(&whole));
+    assert_eq!(resumed_report.final_test, report.final_test);
+    assert_eq!(resumed_report.epochs.len(), 3);
 }

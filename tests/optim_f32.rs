@@ -1,5 +1,6 @@
 //! The sharpness-aware optimisers in f32, the precision they train in: ρ = 0 is the base
-//! optimiser bit for bit, and a resumed run continues bit for bit. (A separate binary: Burn
+//! optimiser bit for bit, and a resumed run continues bit for bit; and the f32 gradients they
+//! step on are exact to f32 rounding and the same on every call. (A separate binary: Burn
 //! keeps one default float dtype per device type, so f32 and f64 tests do not share one.)
 
 mod common;
@@ -113,4 +114,76 @@ fn resume_from_a_checkpoint_continues_identically() {
     }
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(values(&model), uninterrupted);
+}
+
+/// The gradients of the two divisions every model here backpropagates through — the log of
+/// cross-entropy's normaliser and softmax's division by its sum — against their closed forms
+/// in f64, repeated. Burn's backward of `x / y` and `log y` multiplies by `recip(y)`, and
+/// burn-ndarray's `simd` feature computes `recip` with x86's approximate `rcp` instruction
+/// (relative error up to 3.7e-4) on the SIMD-aligned part of a buffer only, so with that
+/// feature these gradients were off by ~1e-4 and differed from call to call with the buffers'
+/// alignment (which broke bit-for-bit resume). geosharp builds burn-ndarray without it; this
+/// test fails if it comes back.
+#[test]
+fn f32_gradients_through_log_and_division_are_exact_and_reproducible() {
+    use burn::module::Param;
+    use burn::prelude::{Int, Tensor, TensorData};
+    use burn::tensor::activation::softmax;
+    use geosharp::host::to_f64_vec;
+    use geosharp::models::loss::cross_entropy;
+
+    let (n, c) = (64, 10);
+    let device = Default::default();
+    let x: Vec<f32> = (0..n * c).map(|i| (i as f32 * 0.37).sin() * 3.0).collect();
+    let y: Vec<i64> = (0..n).map(|i| (i * 7 % c) as i64).collect();
+    let t: Vec<f32> = (0..n * c).map(|i| (i as f32 * 0.11).cos()).collect();
+    let logits = Param::from_tensor(Tensor::<B32, 2>::from_data(
+        TensorData::new(x.clone(), [n, c]),
+        &device,
+    ));
+    let labels = Tensor::<B32, 1, Int>::from_data(TensorData::new(y.clone(), [n]), &device);
+    let weights = Tensor::<B32, 2>::from_data(TensorData::new(t.clone(), [n, c]), &device);
+    let grad_of = |loss: Tensor<B32, 1>| to_f64_vec(logits.grad(&loss.backward()).unwrap());
+    // Host f64: p = softmax(x) per row; ∂CE/∂x = (p − onehot(y)) / n; ∂Σ(p ⊙ t)/∂x = p ⊙ (t − ⟨p, t⟩).
+    let (mut ce, mut sm) = (vec![0.0; n * c], vec![0.0; n * c]);
+    for r in 0..n {
+        let row = &x[r * c..(r + 1) * c];
+        let max = row.iter().fold(f64::MIN, |m, &v| m.max(v as f64));
+        let e: Vec<f64> = row.iter().map(|&v| (v as f64 - max).exp()).collect();
+        let z: f64 = e.iter().sum();
+        let pt: f64 = (0..c).map(|k| e[k] / z * t[r * c + k] as f64).sum();
+        for k in 0..c {
+            let p = e[k] / z;
+            ce[r * c + k] = (p - f64::from(u8::from(k as i64 == y[r]))) / n as f64;
+            sm[r * c + k] = p * (t[r * c + k] as f64 - pt);
+        }
+    }
+    for (name, exact, loss) in [
+        (
+            "cross-entropy",
+            &ce,
+            &(|| cross_entropy(logits.val(), labels.clone())) as &dyn Fn() -> Tensor<B32, 1>,
+        ),
+        ("softmax", &sm, &|| {
+            (softmax(logits.val(), 1) * weights.clone()).sum()
+        }),
+    ] {
+        let first = grad_of(loss());
+        let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let error = first
+            .iter()
+            .zip(exact.iter())
+            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            error < 2e-6 * scale,
+            "{name}: max |∇f32 − ∇exact| = {error:e} of max |∇| = {scale:e}"
+        );
+        for _ in 0..20 {
+            assert_eq!(
+                grad_of(loss()),
+                first,
+                "{name}: the gradient changed between calls"
+            );
+        }
+    }
 }

@@ -1,16 +1,24 @@
 //! CI-sized training runs on real Fashion-MNIST: every optimiser lowers the loss of a small ViT
-//! in two epochs on a few hundred images.
+//! in two epochs on a few hundred images, and a run resumed from its epoch checkpoint ends
+//! where the uninterrupted run ends.
 
 mod common;
 
+use std::path::Path;
+
 use common::B32;
 use common::assets::cache_with;
+use common::optim::values;
 use geosharp::assets::Asset;
-use geosharp::data::fashion::{self, Split};
+use geosharp::data::fashion::{self, Images, Split};
 use geosharp::measures::Silent;
-use geosharp::models::VitConfig;
+use geosharp::models::{Vit, VitConfig};
 use geosharp::optim::TrajectoryConfig;
-use geosharp::train::{OptimizerKind, TrainConfig, train_vit};
+use geosharp::train::resume::fingerprint;
+use geosharp::train::vit::TrainError;
+use geosharp::train::{
+    Checkpoints, OptimizerKind, TrainConfig, TrainReport, train_vit, train_vit_with_checkpoints,
+};
 
 #[test]
 fn every_optimizer_lowers_the_loss_of_a_small_vit() {
@@ -180,4 +188,83 @@ fn weight_decay_shrinks_the_weights_and_the_report_records_the_final_gap() {
         decayed < 0.97 * plain,
         "‖w‖ with weight decay {decayed} vs without {plain}"
     );
+}
+
+/// Trains `config` on `train`/`test`, saving into `dir` and resuming from it when `resume`.
+fn run_saving(
+    config: &TrainConfig,
+    (train, test): (&Images, &Images),
+    dir: &Path,
+    resume: bool,
+) -> Result<(Vit<B32>, TrainReport), TrainError> {
+    let checkpoints = Checkpoints {
+        dir: dir.to_path_buf(),
+        resume,
+        fingerprint: fingerprint(config),
+    };
+    train_vit_with_checkpoints::<B32>(
+        config,
+        train,
+        test,
+        Some(&checkpoints),
+        &Default::default(),
+        &mut Silent,
+    )
+}
+
+#[test]
+fn a_resumed_run_ends_where_the_uninterrupted_run_ends() {
+    let cache = cache_with(&[Asset::FashionMnist]);
+    let train = fashion::load(&cache, Split::Train).unwrap().subset(96, 2);
+    let test = fashion::load(&cache, Split::Test).unwrap().subset(64, 2);
+    let root = std::env::temp_dir().join(format!("geosharp-train-resume-{}", std::process::id()));
+    // Each kind carries state beyond the weights into the third epoch: Adam's moments (geodesic
+    // SAM), SAF's logit table of the second epoch, MESA's moving average.
+    for kind in [OptimizerKind::Gsam, OptimizerKind::Saf, OptimizerKind::Mesa] {
+        let mut config = TrainConfig::new(kind);
+        config.epochs = 3;
+        config.batch = 32;
+        config.seed = 5;
+        config.model = VitConfig {
+            d_model: 16,
+            heads: 2,
+            depth: 1,
+            mlp: 32,
+            ..VitConfig::default()
+        };
+        config.trajectory = match kind {
+            OptimizerKind::Saf => Some(TrajectoryConfig::saf().starting_at(1).with_lag(1)),
+            OptimizerKind::Mesa => Some(TrajectoryConfig::mesa().starting_at(1)),
+            _ => None,
+        };
+        let (whole, report) =
+            train_vit::<B32>(&config, &train, &test, &Default::default(), &mut Silent).unwrap();
+        let dir = root.join(kind.name());
+        let stopped = TrainConfig {
+            epochs: 2,
+            ..config.clone()
+        };
+        let (after_two, _) = run_saving(&stopped, (&train, &test), &dir, false).unwrap();
+        assert_ne!(values(&after_two), values(&whole), "{}", kind.name());
+        let (resumed, resumed_report) = run_saving(&config, (&train, &test), &dir, true).unwrap();
+        assert_eq!(values(&resumed), values(&whole), "{} resumed", kind.name());
+        let losses = |r: &TrainReport| -> Vec<(f64, f64)> {
+            r.epochs
+                .iter()
+                .map(|e| (e.train_loss, e.test_loss))
+                .collect()
+        };
+        assert_eq!(losses(&resumed_report), losses(&report), "{}", kind.name());
+        // Other settings are refused by name, before any training.
+        let other = TrainConfig {
+            learning_rate: 2e-3,
+            ..config.clone()
+        };
+        let e = run_saving(&other, (&train, &test), &dir, true).unwrap_err();
+        assert!(
+            e.to_string().contains("learning_rate: 0.001 → 0.002"),
+            "{e}"
+        );
+    }
+    std::fs::remove_dir_all(&root).ok();
 }

@@ -22,6 +22,8 @@ use super::measure::fashion_mnist;
 use super::progress::Bars;
 use super::train::train_and_save;
 use super::write_json;
+use geosharp::train::Checkpoints;
+use geosharp::train::resume::fingerprint;
 
 /// Arguments of `geosharp family`.
 #[derive(Debug, clap::Args)]
@@ -59,7 +61,15 @@ pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Resul
         &args.out,
         &configs,
         |dir, config| load_report(dir).ok().filter(|r| r.config == *config),
-        |dir, config| train_and_save::<B>(config, &all_train, &all_test, Some(dir), device),
+        |dir, config| {
+            // A model interrupted mid-run continues from its last finished epoch.
+            let checkpoints = Checkpoints {
+                dir: dir.to_path_buf(),
+                resume: true,
+                fingerprint: fingerprint(config),
+            };
+            train_and_save::<B>(config, &all_train, &all_test, Some(&checkpoints), device)
+        },
     )?;
     print!("{}", table(&reports));
     Ok(())

@@ -12,6 +12,9 @@ use geosharp::measures::{Landscape, SharpnessReport, WorstCase, worst_case};
 use geosharp::models::{ImageBatch, Vit};
 use geosharp::symmetry::Symmetric;
 use geosharp::tasks::{MrOptions, MrTask};
+use geosharp::train::mr_tail::{
+    is_tail_checkpoint, load_tail, load_tail_report, measurement_batches,
+};
 use geosharp::train::{TrainReport, is_vit_checkpoint, load_vit};
 use serde::Serialize;
 
@@ -22,8 +25,10 @@ use burn::tensor::backend::AutodiffBackend;
 /// Arguments of `geosharp measure`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Checkpoint directory (config.json, model.safetensors; optional tokenizer.json, head.mpk).
-    /// Default: the fetched all-MiniLM-L6-v2 with its MR head (fetched and fitted if missing).
+    /// Checkpoint directory: a BERT checkpoint (config.json, model.safetensors; optional
+    /// tokenizer.json, head.mpk), or one saved by `geosharp train` (a ViT, or MiniLM's tail
+    /// fine-tuned on MR). Default: the fetched all-MiniLM-L6-v2 with its MR head (fetched and
+    /// fitted if missing).
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Data set: mr (MR movie-review sentences with a BERT checkpoint) or fashion-mnist (a
@@ -230,9 +235,41 @@ fn run_vit<B: AutodiffBackend>(dir: &Path, args: &Args, device: &B::Device) -> a
     self::report(&title, output, args.json.as_ref())
 }
 
+/// A tail checkpoint saved by `geosharp train --model mr` or `geosharp family --task mr`:
+/// MiniLM-L6 with its fine-tuned top layers, on the first `--points` sentences of the training
+/// subset it was trained on (with its noisy labels).
+fn run_tail<B: AutodiffBackend>(dir: &Path, args: &Args, device: &B::Device) -> anyhow::Result<()> {
+    let config = load_tail_report(dir)?.config;
+    let base = super::family::tail_base::<B>(&config, 0, device)?;
+    let (report, tail) = load_tail(dir, base.template, device)?;
+    let batches = measurement_batches::<B>(&config, &base.pool, args.points, args.batch);
+    let points = batches.iter().map(|b| b.labels.dims()[0]).sum::<usize>();
+    let results = measure_all(&tail, &batches, args)?;
+    let title = format!(
+        "Worst-case sharpness of the MiniLM-L6 tail in {} ({}, top {} layer(s) fine-tuned) on {points} of its MR training sentences, batches of {}, {} Auto-PGD iterations",
+        dir.display(),
+        report.optimizer,
+        config.tail_layers,
+        args.batch,
+        args.iters
+    );
+    let output = Output {
+        checkpoint: dir.display().to_string(),
+        data: "mr",
+        points,
+        batch: args.batch,
+        head: dir.join("tail.mpk").display().to_string(),
+        results,
+    };
+    self::report(&title, output, args.json.as_ref())
+}
+
 /// Runs the measurement and prints the table.
 pub fn run<B: AutodiffBackend>(args: &Args, device: &B::Device) -> anyhow::Result<()> {
     if let Some(dir) = &args.checkpoint {
+        if is_tail_checkpoint(dir) {
+            return run_tail::<B>(dir, args, device);
+        }
         if is_vit_checkpoint(dir) || args.data == "fashion-mnist" {
             return run_vit::<B>(dir, args, device);
         }

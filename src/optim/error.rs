@@ -22,6 +22,11 @@ pub enum Error {
         /// What it must be.
         why: &'static str,
     },
+    /// A saved SAF state that does not fit this training set or these settings.
+    #[error(
+        "the saved SAF state does not fit this run: {0}; resume with the settings it was saved with"
+    )]
+    SafRecord(String),
     /// A step over zero micro-batches.
     #[error("a step needs at least one micro-batch, got 0")]
     NoMicroBatches,

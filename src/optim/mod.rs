@@ -48,5 +48,5 @@ mod two_pass;
 
 pub use error::Error;
 pub use rule::{NORM_EPS, Perturbation, ascent_direction};
-pub use trajectory::{Mesa, Saf, TrajectoryConfig, distillation};
+pub use trajectory::{Mesa, Saf, SafRecord, TrajectoryConfig, distillation};
 pub use two_pass::{Perturbed, SharpnessAware, StepReport};

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 
 use burn::module::AutodiffModule;
 use burn::prelude::{Backend, Int, Tensor, TensorData};
+use burn::record::Record;
 use burn::tensor::IndexingUpdateOp;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::AutodiffBackend;
@@ -101,6 +102,16 @@ pub fn distillation<B: Backend>(
     kl.sum_dim(1).mean().mul_scalar(lambda * tau * tau)
 }
 
+/// SAF's state between epochs, for saving with any Burn recorder: the stored epochs' logit
+/// tables, oldest first, and the number of epochs closed.
+#[derive(Record, Debug, Clone)]
+pub struct SafRecord<B: Backend> {
+    /// The last (at most Ẽ) epochs' `len × classes` logit tables, oldest first.
+    pub past: Vec<Tensor<B, 2>>,
+    /// Epochs closed so far.
+    pub epoch: usize,
+}
+
 /// SAF's state: every training sample's logits for the last Ẽ epochs.
 #[derive(Debug, Clone)]
 pub struct Saf<B: Backend> {
@@ -184,6 +195,47 @@ impl<B: Backend> Saf<B> {
         )))
     }
 
+    /// The state at an epoch boundary (the current epoch's table is empty there and is not
+    /// part of the record).
+    pub fn to_record(&self) -> SafRecord<B> {
+        SafRecord {
+            past: self.past.iter().cloned().collect(),
+            epoch: self.epoch,
+        }
+    }
+
+    /// Restores the state `record` holds, saved at an epoch boundary by a run with the same
+    /// training set and settings.
+    ///
+    /// # Errors
+    /// [`Error::SafRecord`] when the record holds more than Ẽ tables or tables of another
+    /// shape than this state's.
+    pub fn load_record(&mut self, record: SafRecord<B>) -> Result<(), Error> {
+        let shape = self.current.dims();
+        if record.past.len() > self.config.lag_epochs {
+            return Err(Error::SafRecord(format!(
+                "{} stored epochs, more than Ẽ = {}",
+                record.past.len(),
+                self.config.lag_epochs
+            )));
+        }
+        if let Some(t) = record.past.iter().find(|t| t.dims() != shape) {
+            return Err(Error::SafRecord(format!(
+                "a logit table of shape {:?}, expected {shape:?}",
+                t.dims()
+            )));
+        }
+        let device = self.current.device();
+        self.past = record
+            .past
+            .into_iter()
+            .map(|t| t.to_device(&device))
+            .collect();
+        self.current = self.current.zeros_like();
+        self.epoch = record.epoch;
+        Ok(())
+    }
+
     /// Closes the epoch: its logits become the newest stored epoch.
     pub fn end_epoch(&mut self) {
         let fresh = self.current.zeros_like();
@@ -231,6 +283,18 @@ impl<M> Mesa<M> {
     /// Closes the epoch.
     pub fn end_epoch(&mut self) {
         self.epoch += 1;
+    }
+
+    /// Epochs closed so far.
+    pub fn epoch(&self) -> usize {
+        self.epoch
+    }
+
+    /// Restores a state saved at an epoch boundary: the average `ema` (none before the first
+    /// step) after `epoch` closed epochs.
+    pub fn restore(&mut self, ema: Option<M>, epoch: usize) {
+        self.ema = ema;
+        self.epoch = epoch;
     }
 
     /// ŵ ← β ŵ + (1 − β) w after an optimiser step (ŵ ← w the first time).

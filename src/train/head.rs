@@ -98,19 +98,16 @@ fn evaluate<B: Backend>(head: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 1, Int>)
     (scalar(cross_entropy(logits, y)), correct / n as f64)
 }
 
-/// A `classes`-way linear head fitted on features `x` `[n, d]` with labels `y` by `fit.steps`
-/// full-batch Adam steps on the mean cross-entropy (a logistic-regression probe).
+/// The linear head `start` (`d → classes`) fitted on features `x` `[n, d]` with labels `y` by
+/// `fit.steps` full-batch Adam steps on the mean cross-entropy (a logistic-regression probe).
 pub fn fit_linear<B: AutodiffBackend>(
     x: Tensor<B::InnerBackend, 2>,
     y: Tensor<B::InnerBackend, 1, Int>,
-    classes: usize,
+    start: Linear<B>,
     fit: &HeadFit,
-    device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Linear<B> {
-    let hidden = x.dims()[1];
-    let mut head: Linear<B> =
-        crate::params::materialize(LinearConfig::new(hidden, classes).init(device));
+    let mut head = start;
     let mut optimizer = AdamConfig::new().init::<B, Linear<B>>();
     let (xt, yt) = (
         Tensor::<B, 2>::from_inner(x),
@@ -161,14 +158,10 @@ pub fn fit_head<B: AutodiffBackend>(
         labels::<B::InnerBackend>(&train.labels, &inner),
         labels::<B::InnerBackend>(&test.labels, &inner),
     );
-    let head = fit_linear(
-        x_train.clone(),
-        y_train.clone(),
-        classes,
-        fit,
-        device,
-        progress,
-    );
+    let hidden = x_train.dims()[1];
+    let initial: Linear<B> =
+        crate::params::materialize(LinearConfig::new(hidden, classes).init(device));
+    let head = fit_linear(x_train.clone(), y_train.clone(), initial, fit, progress);
     let valid = head.valid();
     let (train_loss, train_accuracy) = evaluate(&valid, x_train, y_train);
     let (test_loss, test_accuracy) = evaluate(&valid, x_test, y_test);

@@ -27,14 +27,19 @@ macro_rules! with_base_optimizer {
     }};
 }
 
+pub mod fit;
 pub mod head;
 pub mod mr_tail;
+pub mod resume;
 pub mod saved;
 pub mod vit;
 
+pub use fit::{Fitted, Recipe, Task, fit};
 pub use head::{HeadFit, HeadReport, embed, fit_head};
 pub use mr_tail::{MrTailConfig, MrTailReport};
+pub use resume::{Checkpoints, SavedProgress};
 pub use saved::{is_vit_checkpoint, load_report, load_vit, save_vit};
 pub use vit::{
     BaseOptimizer, EpochStats, Evaluation, OptimizerKind, TrainConfig, TrainReport, train_vit,
+    train_vit_with_checkpoints,
 };

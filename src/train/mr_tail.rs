@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::Optimizer;
 use burn::prelude::{Backend, Int, Tensor, TensorData};
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -31,13 +31,17 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+use super::fit::{Recipe, Task, fit};
 use super::head::{HeadFit, fit_linear, labels as label_tensor};
-use super::vit::{BaseOptimizer, Evaluation, TrainError};
+use super::resume::Checkpoints;
+use super::vit::{BaseOptimizer, EpochStats, Evaluation, OptimizerKind, TrainError};
 use crate::data::{self, LabelledSentences, SentenceEncoder};
+use crate::geometry::Metric;
 use crate::host::scalar;
 use crate::measures::Progress;
 use crate::models::loss::{count_correct, cross_entropy};
 use crate::models::{BertModel, BertTail, TailBatch};
+use crate::optim::TrajectoryConfig;
 
 /// The `task` field of a tail's `train.json`, which tells it from a ViT report.
 pub const TASK: &str = "mr_tail";
@@ -47,7 +51,23 @@ pub const TAIL_STEM: &str = "tail";
 /// Everything that defines a fine-tuning run of a tail.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MrTailConfig {
-    /// The optimiser (with L2 weight decay `weight_decay`).
+    /// The training rule: plain steps of `base` (`sgd` or `adam`, whichever `base` is), a
+    /// two-pass rule on `base`, or SAF/MESA on `base`.
+    #[serde(default = "plain")]
+    pub optimizer: OptimizerKind,
+    /// ρ of the two-pass rules (`None`: the rule's default).
+    #[serde(default)]
+    pub rho: Option<f64>,
+    /// Geodesic SAM's metric.
+    #[serde(default = "mix")]
+    pub metric: Metric,
+    /// RSAM's plain warm-up epochs.
+    #[serde(default = "one")]
+    pub warmup_epochs: usize,
+    /// SAF/MESA settings (`None`: the papers' defaults).
+    #[serde(default)]
+    pub trajectory: Option<TrajectoryConfig>,
+    /// The base optimiser (with L2 weight decay `weight_decay`).
     pub base: BaseOptimizer,
     /// Learning rate, constant over the run.
     pub learning_rate: f64,
@@ -77,11 +97,28 @@ pub struct MrTailConfig {
     pub seed: u64,
 }
 
+fn plain() -> OptimizerKind {
+    OptimizerKind::Adam
+}
+
+fn mix() -> Metric {
+    Metric::Mix
+}
+
+fn one() -> usize {
+    1
+}
+
 impl Default for MrTailConfig {
-    /// Adam at 1e−4 for 3 epochs of batches of 32 on 1 000 of a 2 000-sentence pool, the last
-    /// layer fine-tuned, sentences truncated to 32 tokens, 2 000 test sentences.
+    /// Plain Adam at 1e−4 for 3 epochs of batches of 32 on 1 000 of a 2 000-sentence pool, the
+    /// last layer fine-tuned, sentences truncated to 32 tokens, 2 000 test sentences.
     fn default() -> Self {
         Self {
+            optimizer: plain(),
+            rho: None,
+            metric: mix(),
+            warmup_epochs: one(),
+            trajectory: None,
             base: BaseOptimizer::Adam,
             learning_rate: 1e-4,
             weight_decay: 0.0,
@@ -101,6 +138,35 @@ impl Default for MrTailConfig {
 }
 
 impl MrTailConfig {
+    /// Whether the run takes plain steps of its base optimiser (`optimizer` is `sgd` or `adam`).
+    pub fn is_plain(&self) -> bool {
+        matches!(self.optimizer, OptimizerKind::Sgd | OptimizerKind::Adam)
+    }
+
+    /// The rule's name: the base optimiser's for plain steps, else the rule's.
+    pub fn optimizer_name(&self) -> &'static str {
+        match (self.is_plain(), self.base) {
+            (true, BaseOptimizer::Sgd) => "sgd",
+            (true, BaseOptimizer::Adam) => "adam",
+            (false, _) => self.optimizer.name(),
+        }
+    }
+
+    /// What the epoch loop needs of this configuration.
+    pub fn recipe(&self) -> Recipe {
+        Recipe {
+            optimizer: self.optimizer,
+            rho: self.rho.unwrap_or(self.optimizer.default_rho()),
+            metric: self.metric,
+            learning_rate: self.learning_rate,
+            epochs: self.epochs,
+            batch: self.batch,
+            seed: self.seed,
+            warmup_epochs: self.warmup_epochs,
+            trajectory: self.trajectory,
+        }
+    }
+
     /// Positions in the pool of the run's training sentences: a seeded sample of `train_size`.
     pub fn training_positions(&self) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.pool).collect();
@@ -150,8 +216,26 @@ pub struct TailEpoch {
     pub train_loss: f64,
     /// Training accuracy over the epoch's steps.
     pub train_acc: f64,
+    /// The model after the epoch on the test sentences (absent from reports written before
+    /// it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<Evaluation>,
     /// Wall time of the epoch's steps.
     pub seconds: f64,
+}
+
+impl From<EpochStats> for TailEpoch {
+    fn from(e: EpochStats) -> Self {
+        Self {
+            train_loss: e.train_loss,
+            train_acc: e.train_acc,
+            test: Some(Evaluation {
+                loss: e.test_loss,
+                error: 1.0 - e.test_acc,
+            }),
+            seconds: e.seconds,
+        }
+    }
 }
 
 /// A finished tail run: what `train.json` of its checkpoint holds.
@@ -307,12 +391,29 @@ pub fn evaluate<B: Backend>(
 /// and reports it on the first `test_size` sentences of `test`.
 ///
 /// # Errors
-/// [`TrainError::Config`] for an invalid configuration, too few sentences, or a loss that
-/// stops being finite.
+/// [`TrainError::Config`] for an invalid configuration or too few sentences;
+/// [`TrainError::Optim`] for invalid ρ or a loss that stops being finite.
 pub fn train_tail<B: AutodiffBackend>(
     config: &MrTailConfig,
     tail: BertTail<B>,
+    features: (&Features<B::InnerBackend>, &Features<B::InnerBackend>),
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<(BertTail<B>, MrTailReport), TrainError> {
+    train_tail_with_checkpoints(config, tail, features, None, device, progress)
+}
+
+/// [`train_tail`], saving the run's state after every epoch into `checkpoints` (and starting
+/// from the state saved there when it asks to resume; see [`super::resume`]).
+///
+/// # Errors
+/// Those of [`train_tail`], a resume of a run with other settings ([`TrainError::Config`]),
+/// and state that cannot be written or read ([`TrainError::Checkpoint`]).
+pub fn train_tail_with_checkpoints<B: AutodiffBackend>(
+    config: &MrTailConfig,
+    tail: BertTail<B>,
     (pool, test): (&Features<B::InnerBackend>, &Features<B::InnerBackend>),
+    checkpoints: Option<&Checkpoints>,
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<(BertTail<B>, MrTailReport), TrainError> {
@@ -326,22 +427,90 @@ pub fn train_tail<B: AutodiffBackend>(
             test.len()
         )));
     }
-    B::seed(device, config.seed);
     with_base_optimizer!(config.base, config.weight_decay, |base| run(
         base,
         tail,
         config,
         (pool, test),
+        checkpoints,
         device,
         progress
     ))
 }
 
+/// The tail's [`Task`]: the run's training subset of the pool's features, reshuffled each
+/// epoch (each epoch's order a shuffle of the last one's), and the first `test_size` test
+/// sentences.
+struct TailTask<'a, B: AutodiffBackend> {
+    pool: &'a Features<B::InnerBackend>,
+    test: &'a Features<B::InnerBackend>,
+    test_size: usize,
+    /// Pool positions of the training subset.
+    positions: Vec<usize>,
+    /// The (noisy) labels of the training subset.
+    labels: Vec<usize>,
+    /// The current order of the training subset.
+    order: Vec<usize>,
+}
+
+impl<B: AutodiffBackend> Task<B> for TailTask<'_, B> {
+    type Model = BertTail<B>;
+    type Batch = TailBatch<B>;
+
+    fn train_len(&self) -> usize {
+        self.positions.len()
+    }
+
+    fn classes(&self) -> usize {
+        2
+    }
+
+    fn next_epoch(&mut self, batch: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
+        self.order.shuffle(rng);
+        self.order
+            .chunks(batch.max(1))
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    fn batch(&self, subset: &[usize]) -> TailBatch<B> {
+        let p: Vec<usize> = subset.iter().map(|&i| self.positions[i]).collect();
+        let l: Vec<usize> = subset.iter().map(|&i| self.labels[i]).collect();
+        lift::<B>(self.pool.batch(&p, &l))
+    }
+
+    fn labels(batch: &TailBatch<B>) -> Tensor<B, 1, Int> {
+        batch.labels.clone()
+    }
+
+    fn logits(model: &BertTail<B>, batch: &TailBatch<B>) -> Tensor<B, 2> {
+        model.forward(batch.hidden.clone(), &batch.mask)
+    }
+
+    fn inner_logits(
+        model: &BertTail<B::InnerBackend>,
+        batch: &TailBatch<B>,
+    ) -> Tensor<B::InnerBackend, 2> {
+        model.forward(batch.hidden.clone().inner(), &batch.mask.clone().inner())
+    }
+
+    fn test(&self, model: &BertTail<B::InnerBackend>) -> Evaluation {
+        let positions: Vec<usize> = (0..self.test_size).collect();
+        evaluate(
+            model,
+            self.test,
+            &positions,
+            &self.test.labels[..self.test_size],
+        )
+    }
+}
+
 fn run<B, O>(
-    mut optim: O,
+    base: O,
     tail: BertTail<B>,
     config: &MrTailConfig,
     (pool, test): (&Features<B::InnerBackend>, &Features<B::InnerBackend>),
+    checkpoints: Option<&Checkpoints>,
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<(BertTail<B>, MrTailReport), TrainError>
@@ -354,85 +523,71 @@ where
     let mut tail = crate::params::trainable(tail);
     let positions = config.training_positions();
     let labels = config.training_labels(&pool.labels);
-    // The probe: a linear head on the pretrained tail's embeddings of the noisy subset.
+    // The probe: a linear head on the pretrained tail's embeddings of the noisy subset. (A
+    // resumed run fits it again, for the report, and then loads the saved weights over it.)
     let frozen = tail.valid();
     let mut embeddings = Vec::new();
     for p in positions.chunks(256) {
         let (hidden, mask) = pool.select(p);
         embeddings.push(frozen.pooled(hidden, &mask));
     }
-    let fit = HeadFit {
+    let fit_probe = HeadFit {
         steps: config.probe_steps,
         learning_rate: 0.05,
         batch: 256,
     };
     let y = label_tensor::<B::InnerBackend>(&labels, device);
-    tail.head = fit_linear::<B>(Tensor::cat(embeddings, 0), y, 2, &fit, device, progress);
+    let hidden = tail.head.weight.dims()[0];
+    let start_head = crate::params::seeded::<B, _>(device, config.seed, || {
+        crate::params::materialize(LinearConfig::new(hidden, 2).init(device))
+    });
+    tail.head = fit_linear::<B>(
+        Tensor::cat(embeddings, 0),
+        y,
+        start_head,
+        &fit_probe,
+        progress,
+    );
     let probe_train = evaluate(&tail.valid(), pool, &positions, &labels);
 
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(0x5eed));
-    let mut order: Vec<usize> = (0..positions.len()).collect();
-    let mut epochs = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
-        order.shuffle(&mut rng);
-        let steps = order.len().div_ceil(config.batch);
-        progress.begin(
-            &format!("epoch {}/{}", epoch + 1, config.epochs),
-            steps as u64,
-        );
-        let started = Instant::now();
-        let (mut loss_sum, mut correct) = (0.0, 0.0);
-        for chunk in order.chunks(config.batch) {
-            let p: Vec<usize> = chunk.iter().map(|&i| positions[i]).collect();
-            let l: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
-            let batch = lift::<B>(pool.batch(&p, &l));
-            let logits = tail.forward(batch.hidden.clone(), &batch.mask);
-            correct += count_correct(logits.clone().inner(), &batch.labels.clone().inner());
-            let loss = cross_entropy(logits, batch.labels);
-            let value = scalar(loss.clone().inner());
-            if !value.is_finite() {
-                return Err(TrainError::Config(format!(
-                    "the loss became {value} in epoch {}: lower the learning rate",
-                    epoch + 1
-                )));
-            }
-            loss_sum += value * p.len() as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &tail);
-            tail = optim.step(config.learning_rate, tail, grads);
-            progress.advance(1);
-        }
-        progress.end();
-        let n = positions.len() as f64;
-        epochs.push(TailEpoch {
-            train_loss: loss_sum / n,
-            train_acc: correct / n,
-            seconds: started.elapsed().as_secs_f64(),
-        });
-    }
-    let valid = tail.valid();
-    let final_train = evaluate(&valid, pool, &positions, &labels);
-    let test_positions: Vec<usize> = (0..config.test_size).collect();
-    let final_test = evaluate(
-        &valid,
+    let mut task = TailTask::<B> {
+        pool,
         test,
-        &test_positions,
-        &test.labels[..config.test_size],
-    );
+        test_size: config.test_size,
+        order: (0..positions.len()).collect(),
+        positions,
+        labels,
+    };
+    let fitted = fit(
+        &mut task,
+        tail,
+        base,
+        &config.recipe(),
+        checkpoints,
+        device,
+        progress,
+    )?;
+    let valid = fitted.model.valid();
+    let final_train = evaluate(&valid, pool, &task.positions, &task.labels);
+    let final_test = fitted
+        .epochs
+        .last()
+        .map(|e| Evaluation {
+            loss: e.test_loss,
+            error: 1.0 - e.test_acc,
+        })
+        .unwrap_or_else(|| Task::<B>::test(&task, &valid));
     let report = MrTailReport {
         task: TASK.into(),
-        optimizer: match config.base {
-            BaseOptimizer::Sgd => "sgd",
-            BaseOptimizer::Adam => "adam",
-        }
-        .into(),
+        optimizer: config.optimizer_name().into(),
         config: config.clone(),
-        epochs,
+        epochs: fitted.epochs.into_iter().map(TailEpoch::from).collect(),
         probe_train,
         final_train,
         final_test,
-        seconds: start.elapsed().as_secs_f64(),
+        seconds: fitted.earlier_seconds + start.elapsed().as_secs_f64(),
     };
-    Ok((tail, report))
+    Ok((fitted.model, report))
 }
 
 /// Whether `dir` holds a tail checkpoint written by [`save_tail`].

@@ -1,28 +1,25 @@
-//! Training the ViT on Fashion-MNIST with any of the optimisers of [`crate::optim`].
-//!
-//! One loop serves all of them: plain SGD/Adam, the two-pass rules (SAM, ASAM, geodesic SAM,
-//! RSAM after its plain warm-up epochs) through [`SharpnessAware`], and SAF/MESA as a loss term
-//! on the plain step. The wall time of an epoch counts training only (the evaluation of the
-//! test set after it is timed apart), so the ratios between optimisers are the cost of their
-//! steps.
+//! Training the ViT on Fashion-MNIST with any of the optimisers of [`crate::optim`], through
+//! the shared epoch loop [`fit`]: this module is the ViT's [`Task`], its
+//! configuration and its report.
 
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::optim::Optimizer;
-use burn::prelude::Backend;
+use burn::prelude::{Backend, Int, Tensor};
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
 
+use super::fit::{Recipe, Task, fit};
+use super::resume::Checkpoints;
 use crate::data::fashion::Images;
 use crate::geometry::Metric;
 use crate::host::scalar;
 use crate::measures::Progress;
 use crate::models::loss::{count_correct, cross_entropy};
-use crate::models::{Vit, VitConfig};
-use crate::optim::{self, Mesa, Perturbation, Saf, SharpnessAware, TrajectoryConfig};
+use crate::models::{ImageBatch, Vit, VitConfig};
+use crate::optim::{self, TrajectoryConfig};
 
 /// Which optimiser trains the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -188,6 +185,21 @@ impl TrainConfig {
             .with_label_noise(self.label_noise, self.seed)
     }
 
+    /// What the epoch loop needs of this configuration.
+    pub fn recipe(&self) -> Recipe {
+        Recipe {
+            optimizer: self.optimizer,
+            rho: self.effective_rho(),
+            metric: self.metric,
+            learning_rate: self.learning_rate,
+            epochs: self.epochs,
+            batch: self.batch,
+            seed: self.seed,
+            warmup_epochs: self.warmup_epochs,
+            trajectory: self.trajectory,
+        }
+    }
+
     /// The run's test set: the seeded subset of `test_size` of the 10 000 test images.
     pub fn test_images(&self, all: &Images) -> Images {
         all.subset(self.test_size, self.seed)
@@ -286,6 +298,23 @@ pub fn train_vit<B: AutodiffBackend>(
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<(Vit<B>, TrainReport), TrainError> {
+    train_vit_with_checkpoints(config, train, test, None, device, progress)
+}
+
+/// [`train_vit`], saving the run's state after every epoch into `checkpoints` (and starting
+/// from the state saved there when it asks to resume; see [`super::resume`]).
+///
+/// # Errors
+/// Those of [`train_vit`], a resume of a run with other settings ([`TrainError::Config`]), and
+/// state that cannot be written or read ([`TrainError::Checkpoint`]).
+pub fn train_vit_with_checkpoints<B: AutodiffBackend>(
+    config: &TrainConfig,
+    train: &Images,
+    test: &Images,
+    checkpoints: Option<&Checkpoints>,
+    device: &B::Device,
+    progress: &mut dyn Progress,
+) -> Result<(Vit<B>, TrainReport), TrainError> {
     if train.is_empty() || test.is_empty() {
         return Err(TrainError::Config(
             "the training or test set is empty".into(),
@@ -298,10 +327,15 @@ pub fn train_vit<B: AutodiffBackend>(
     }
     config.model.check().map_err(TrainError::Config)?;
     check_regularisation(config.label_noise, config.weight_decay)?;
-    B::seed(device, config.seed);
-    let model = config.model.init::<B>(device);
+    let model = crate::params::seeded::<B, _>(device, config.seed, || config.model.init(device));
     with_base_optimizer!(config.base, config.weight_decay, |base| run(
-        base, model, config, train, test, device, progress
+        base,
+        model,
+        config,
+        (train, test),
+        checkpoints,
+        device,
+        progress
     ))
 }
 
@@ -337,12 +371,64 @@ pub fn evaluate<B: Backend>(model: &Vit<B>, images: &Images, device: &B::Device)
     (loss / n, correct / n)
 }
 
+/// The ViT's [`Task`]: Fashion-MNIST images in reshuffled batches each epoch.
+struct VitTask<'a, B: Backend> {
+    train: &'a Images,
+    test: &'a Images,
+    classes: usize,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> Task<B> for VitTask<'_, B> {
+    type Model = Vit<B>;
+    type Batch = ImageBatch<B>;
+
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    fn next_epoch(&mut self, batch: usize, rng: &mut StdRng) -> Vec<Vec<usize>> {
+        self.train.batch_indices(batch, Some(rng))
+    }
+
+    fn batch(&self, positions: &[usize]) -> ImageBatch<B> {
+        self.train.batch::<B>(positions, &self.device)
+    }
+
+    fn labels(batch: &ImageBatch<B>) -> Tensor<B, 1, Int> {
+        batch.labels.clone()
+    }
+
+    fn logits(model: &Vit<B>, batch: &ImageBatch<B>) -> Tensor<B, 2> {
+        model.forward(batch.images.clone())
+    }
+
+    fn inner_logits(
+        model: &Vit<B::InnerBackend>,
+        batch: &ImageBatch<B>,
+    ) -> Tensor<B::InnerBackend, 2> {
+        model.forward(batch.images.clone().inner())
+    }
+
+    fn test(&self, model: &Vit<B::InnerBackend>) -> Evaluation {
+        let (loss, acc) = evaluate(model, self.test, &self.device);
+        Evaluation {
+            loss,
+            error: 1.0 - acc,
+        }
+    }
+}
+
 fn run<B, O>(
     base: O,
-    mut model: Vit<B>,
+    model: Vit<B>,
     config: &TrainConfig,
-    train: &Images,
-    test: &Images,
+    (train, test): (&Images, &Images),
+    checkpoints: Option<&Checkpoints>,
     device: &B::Device,
     progress: &mut dyn Progress,
 ) -> Result<(Vit<B>, TrainReport), TrainError>
@@ -351,122 +437,33 @@ where
     O: Optimizer<Vit<B>, B>,
 {
     let start = Instant::now();
-    let kind = config.optimizer;
-    let rule = match kind {
-        OptimizerKind::Sam => Some(Perturbation::sam()),
-        OptimizerKind::Asam => Some(Perturbation::asam(0.01)),
-        OptimizerKind::Gsam => Some(Perturbation::geodesic(config.metric)),
-        OptimizerKind::Rsam => Some(Perturbation::rsam(1.2)?),
-        _ => None,
+    let mut task = VitTask::<B> {
+        train,
+        test,
+        classes: config.model.classes,
+        device: device.clone(),
     };
-    let mut optim = SharpnessAware::new(
+    let fitted = fit(
+        &mut task,
+        model,
         base,
-        rule.unwrap_or_else(Perturbation::sam),
-        if rule.is_some() {
-            config.effective_rho()
-        } else {
-            0.0
-        },
-    )?
-    .for_model(&model);
-    let trajectory = config.trajectory.unwrap_or(match kind {
-        OptimizerKind::Mesa => TrajectoryConfig::mesa(),
-        _ => TrajectoryConfig::saf(),
-    });
-    let classes = config.model.classes;
-    let mut saf = (kind == OptimizerKind::Saf)
-        .then(|| Saf::<B::InnerBackend>::new(trajectory, train.len(), classes, device))
-        .transpose()?;
-    let mut mesa = (kind == OptimizerKind::Mesa)
-        .then(|| Mesa::<Vit<B::InnerBackend>>::new(trajectory))
-        .transpose()?;
-    let mut rng = StdRng::seed_from_u64(config.seed.wrapping_add(0x5eed));
-    let mut epochs = Vec::with_capacity(config.epochs);
-    for epoch in 0..config.epochs {
-        let batches = train.batch_indices(config.batch, Some(&mut rng));
-        progress.begin(
-            &format!("epoch {}/{}", epoch + 1, config.epochs),
-            batches.len() as u64,
-        );
-        let started = Instant::now();
-        let (mut loss_sum, mut correct) = (0.0, 0.0);
-        for idx in &batches {
-            let batch = train.batch::<B>(idx, device);
-            let teacher = mesa
-                .as_ref()
-                .filter(|m| m.active())
-                .and_then(|m| m.teacher())
-                .map(|t| t.forward(batch.images.clone().inner()));
-            let mut calls = 0;
-            let mut clean_correct = 0.0;
-            let mut extra: Result<(), optim::Error> = Ok(());
-            let mut loss = |m: &Vit<B>, _: usize| {
-                let logits = m.forward(batch.images.clone());
-                if calls == 0 {
-                    clean_correct =
-                        count_correct(logits.clone().inner(), &batch.labels.clone().inner());
-                }
-                calls += 1;
-                let mut value = cross_entropy(logits.clone(), batch.labels.clone());
-                if let Some(saf) = saf.as_mut() {
-                    match saf.term(&batch.indices, logits.clone()) {
-                        Ok(Some(term)) => value = value + term,
-                        Ok(None) => {}
-                        Err(e) => extra = Err(e),
-                    }
-                }
-                if let (Some(mesa), Some(t)) = (mesa.as_ref(), teacher.clone()) {
-                    if let Some(term) = mesa.term(t, logits) {
-                        value = value + term;
-                    }
-                }
-                value
-            };
-            let plain =
-                rule.is_none() || (kind == OptimizerKind::Rsam && epoch < config.warmup_epochs);
-            let (next, report) = if plain {
-                optim.plain_step(config.learning_rate, model, 1, &mut loss)?
-            } else {
-                optim.step(config.learning_rate, model, 1, &mut loss)?
-            };
-            extra?;
-            model = next;
-            if let Some(mesa) = mesa.as_mut() {
-                mesa.update(&model);
-            }
-            loss_sum += report.loss * idx.len() as f64;
-            correct += clean_correct;
-            progress.advance(1);
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        progress.end();
-        if let Some(saf) = saf.as_mut() {
-            saf.end_epoch();
-        }
-        if let Some(mesa) = mesa.as_mut() {
-            mesa.end_epoch();
-        }
-        let (test_loss, test_acc) = evaluate(&model.valid(), test, device);
-        let n = train.len() as f64;
-        epochs.push(EpochStats {
-            train_loss: loss_sum / n,
-            train_acc: correct / n,
-            test_loss,
-            test_acc,
-            seconds,
-        });
-    }
-    let valid = model.valid();
+        &config.recipe(),
+        checkpoints,
+        device,
+        progress,
+    )?;
+    let valid = fitted.model.valid();
     let (train_loss, train_acc) = evaluate(&valid, train, device);
-    let (test_loss, test_acc) = epochs
+    let (test_loss, test_acc) = fitted
+        .epochs
         .last()
         .map_or((f64::NAN, f64::NAN), |e| (e.test_loss, e.test_acc));
     Ok((
-        model,
+        fitted.model,
         TrainReport {
-            optimizer: kind.name().to_string(),
+            optimizer: config.optimizer.name().to_string(),
             config: config.clone(),
-            epochs,
+            epochs: fitted.epochs,
             final_train: Some(Evaluation {
                 loss: train_loss,
                 error: 1.0 - train_acc,
@@ -475,7 +472,7 @@ where
                 loss: test_loss,
                 error: 1.0 - test_acc,
             }),
-            seconds: start.elapsed().as_secs_f64(),
+            seconds: fitted.earlier_seconds + start.elapsed().as_secs_f64(),
         },
     ))
 }
