@@ -40,12 +40,7 @@ fn every_optimizer_lowers_the_loss_of_a_small_vit() {
             ..VitConfig::default()
         };
         config.warmup_epochs = 1;
-        // Switch SAF/MESA on in the second epoch, one epoch back, so the term is exercised.
-        config.trajectory = match kind {
-            OptimizerKind::Saf => Some(TrajectoryConfig::saf().starting_at(1).with_lag(1)),
-            OptimizerKind::Mesa => Some(TrajectoryConfig::mesa().starting_at(1)),
-            _ => None,
-        };
+        config.trajectory = from_the_second_epoch(kind);
         let (_, report) =
             train_vit::<B32>(&config, &train, &test, &Default::default(), &mut Silent).unwrap();
         let e = &report.epochs;
@@ -190,6 +185,16 @@ fn weight_decay_shrinks_the_weights_and_the_report_records_the_final_gap() {
     );
 }
 
+/// SAF/MESA switched on in the second epoch, one epoch back (`None` for the other rules), so
+/// that a two- or three-epoch run exercises their terms.
+fn from_the_second_epoch(kind: OptimizerKind) -> Option<TrajectoryConfig> {
+    match kind {
+        OptimizerKind::Saf => Some(TrajectoryConfig::saf().starting_at(1).with_lag(1)),
+        OptimizerKind::Mesa => Some(TrajectoryConfig::mesa().starting_at(1)),
+        _ => None,
+    }
+}
+
 /// Trains `config` on `train`/`test`, saving into `dir` and resuming from it when `resume`.
 fn run_saving(
     config: &TrainConfig,
@@ -232,11 +237,7 @@ fn a_resumed_run_ends_where_the_uninterrupted_run_ends() {
             mlp: 32,
             ..VitConfig::default()
         };
-        config.trajectory = match kind {
-            OptimizerKind::Saf => Some(TrajectoryConfig::saf().starting_at(1).with_lag(1)),
-            OptimizerKind::Mesa => Some(TrajectoryConfig::mesa().starting_at(1)),
-            _ => None,
-        };
+        config.trajectory = from_the_second_epoch(kind);
         let (whole, report) =
             train_vit::<B32>(&config, &train, &test, &Default::default(), &mut Silent).unwrap();
         let dir = root.join(kind.name());

@@ -1,7 +1,7 @@
 //! `geosharp train`: a ViT on Fashion-MNIST, or MiniLM-L6's top layers on MR, with any of the
 //! sharpness-aware optimisers.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use geosharp::data::fashion::{Images, Split};
@@ -234,20 +234,11 @@ pub fn train_and_save<B: AutodiffBackend>(
         &mut Bars::default(),
     )
     .context("training failed")?;
-    if let Some(dir) = checkpoints.map(|c| c.dir.as_path()) {
-        save(dir, &model, &report)?;
+    if let Some(dir) = checkpoints.map(|c| &c.dir) {
+        save_vit(dir, &model, &report)?;
+        eprintln!("saved model.mpk and train.json in {}", dir.display());
     }
     Ok(report)
-}
-
-fn save<B: AutodiffBackend>(
-    dir: &Path,
-    model: &geosharp::models::Vit<B>,
-    report: &TrainReport,
-) -> anyhow::Result<()> {
-    save_vit(dir, model, report)?;
-    eprintln!("saved model.mpk and train.json in {}", dir.display());
-    Ok(())
 }
 
 /// One line per epoch: train loss and accuracy, test loss and accuracy, seconds.
@@ -310,7 +301,7 @@ fn table(report: &TrainReport) -> String {
 
 fn mr_table(report: &MrTailReport) -> String {
     let c = &report.config;
-    let rho = c.recipe().rho;
+    let rho = c.effective_rho();
     let rho = if c.is_plain() || rho == 0.0 {
         String::new()
     } else {

@@ -152,11 +152,16 @@ impl MrTailConfig {
         }
     }
 
+    /// ρ: the given one, or the rule's default.
+    pub fn effective_rho(&self) -> f64 {
+        self.rho.unwrap_or(self.optimizer.default_rho())
+    }
+
     /// What the epoch loop needs of this configuration.
     pub fn recipe(&self) -> Recipe {
         Recipe {
             optimizer: self.optimizer,
-            rho: self.rho.unwrap_or(self.optimizer.default_rho()),
+            rho: self.effective_rho(),
             metric: self.metric,
             learning_rate: self.learning_rate,
             epochs: self.epochs,
@@ -229,10 +234,7 @@ impl From<EpochStats> for TailEpoch {
         Self {
             train_loss: e.train_loss,
             train_acc: e.train_acc,
-            test: Some(Evaluation {
-                loss: e.test_loss,
-                error: 1.0 - e.test_acc,
-            }),
+            test: Some(e.test_evaluation()),
             seconds: e.seconds,
         }
     }
@@ -572,10 +574,7 @@ where
     let final_test = fitted
         .epochs
         .last()
-        .map(|e| Evaluation {
-            loss: e.test_loss,
-            error: 1.0 - e.test_acc,
-        })
+        .map(EpochStats::test_evaluation)
         .unwrap_or_else(|| Task::<B>::test(&task, &valid));
     let report = MrTailReport {
         task: TASK.into(),

@@ -221,6 +221,16 @@ pub struct EpochStats {
     pub seconds: f64,
 }
 
+impl EpochStats {
+    /// The test loss and error after the epoch.
+    pub fn test_evaluation(&self) -> Evaluation {
+        Evaluation {
+            loss: self.test_loss,
+            error: 1.0 - self.test_acc,
+        }
+    }
+}
+
 /// A finished run.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TrainReport {
@@ -454,10 +464,7 @@ where
     )?;
     let valid = fitted.model.valid();
     let (train_loss, train_acc) = evaluate(&valid, train, device);
-    let (test_loss, test_acc) = fitted
-        .epochs
-        .last()
-        .map_or((f64::NAN, f64::NAN), |e| (e.test_loss, e.test_acc));
+    let final_test = fitted.epochs.last().map(EpochStats::test_evaluation);
     Ok((
         fitted.model,
         TrainReport {
@@ -468,10 +475,8 @@ where
                 loss: train_loss,
                 error: 1.0 - train_acc,
             }),
-            final_test: Some(Evaluation {
-                loss: test_loss,
-                error: 1.0 - test_acc,
-            }),
+            // `fit` refuses zero epochs, so there is a last one.
+            final_test,
             seconds: fitted.earlier_seconds + start.elapsed().as_secs_f64(),
         },
     ))
