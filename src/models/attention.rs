@@ -8,8 +8,8 @@
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
-use burn::tensor::activation::softmax;
 
+use super::layers::{dense, multi_head};
 use super::loss::cross_entropy;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
@@ -82,33 +82,17 @@ impl<B: Backend> TinyAttention<B> {
     /// Class logits `[batch, classes]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 2> {
         let [n, _, d] = x.dims();
-        let mixed = multi_head(&self.query, &self.key, &self.value, self.heads, x.clone());
-        let y = x + self.output.forward(mixed);
+        let mixed = multi_head(
+            &self.query,
+            &self.key,
+            &self.value,
+            self.heads,
+            x.clone(),
+            None,
+        );
+        let y = x + dense(&self.output, mixed);
         self.classifier.forward(y.mean_dim(1).reshape([n, d]))
     }
-}
-
-/// softmax((x W_Q⁽ⁱ⁾ + b_Q)(x W_K⁽ⁱ⁾ + b_K)ᵀ / √h)(x W_V⁽ⁱ⁾ + b_V) per head i, heads
-/// concatenated: `[n, t, d]` → `[n, t, d]`, before the output projection. Shared by every
-/// attention model here, so that they all have exactly the symmetries they declare.
-pub(crate) fn multi_head<B: Backend>(
-    query: &Linear<B>,
-    key: &Linear<B>,
-    value: &Linear<B>,
-    heads: usize,
-    x: Tensor<B, 3>,
-) -> Tensor<B, 3> {
-    let [n, t, d] = x.dims();
-    let h = d / heads;
-    let split = |y: Tensor<B, 3>| y.reshape([n, t, heads, h]).swap_dims(1, 2);
-    let q = split(query.forward(x.clone()));
-    let k = split(key.forward(x.clone()));
-    let v = split(value.forward(x));
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((h as f64).sqrt());
-    softmax(scores, 3)
-        .matmul(v)
-        .swap_dims(1, 2)
-        .reshape([n, t, d])
 }
 
 impl<B: Backend> Objective<B> for TinyAttention<B> {

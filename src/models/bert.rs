@@ -15,9 +15,9 @@
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
-use burn::tensor::activation::{gelu, softmax};
 use serde::Deserialize;
 
+use super::layers::{dense, gelu, multi_head};
 use super::loss::cross_entropy;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
@@ -219,17 +219,14 @@ pub struct Encoded<B: Backend> {
 
 impl<B: Backend> BertSelfAttention<B> {
     fn forward(&self, x: Tensor<B, 3>, additive_mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        let [n, t, d] = x.dims();
-        let h = d / self.heads;
-        let split = |y: Tensor<B, 3>| y.reshape([n, t, self.heads, h]).swap_dims(1, 2);
-        let q = split(self.query.forward(x.clone()));
-        let k = split(self.key.forward(x.clone()));
-        let v = split(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((h as f64).sqrt()) + additive_mask;
-        softmax(scores, 3)
-            .matmul(v)
-            .swap_dims(1, 2)
-            .reshape([n, t, d])
+        multi_head(
+            &self.query,
+            &self.key,
+            &self.value,
+            self.heads,
+            x,
+            Some(additive_mask),
+        )
     }
 }
 
@@ -245,11 +242,11 @@ impl<B: Backend> BertLayer<B> {
             .attention
             .output
             .layer_norm
-            .forward(self.attention.output.dense.forward(context) + x);
-        let expanded = gelu(self.intermediate.dense.forward(attended.clone()));
+            .forward(dense(&self.attention.output.dense, context) + x);
+        let expanded = gelu(dense(&self.intermediate.dense, attended.clone()));
         self.output
             .layer_norm
-            .forward(self.output.dense.forward(expanded) + attended)
+            .forward(dense(&self.output.dense, expanded) + attended)
     }
 }
 

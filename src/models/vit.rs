@@ -14,9 +14,8 @@ use burn::module::{Module, Param};
 use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use burn::tensor::Distribution;
-use burn::tensor::activation::gelu;
 
-use super::attention::multi_head;
+use super::layers::{dense, gelu, multi_head};
 use super::loss::cross_entropy;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
@@ -157,8 +156,8 @@ pub struct VitAttention<B: Backend> {
 impl<B: Backend> VitAttention<B> {
     /// softmax(Q Kᵀ / √h) V per head, concatenated, projected: `[n, t, d]` → `[n, t, d]`.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mixed = multi_head(&self.query, &self.key, &self.value, self.heads, x);
-        self.output.forward(mixed)
+        let mixed = multi_head(&self.query, &self.key, &self.value, self.heads, x, None);
+        dense(&self.output, mixed)
     }
 }
 
@@ -181,8 +180,8 @@ impl<B: Backend> VitBlock<B> {
     /// x + attn(LN(x)), then + MLP(LN(·)).
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let x = x.clone() + self.attention.forward(self.norm1.forward(x));
-        let hidden = gelu(self.fc1.forward(self.norm2.forward(x.clone())));
-        x + self.fc2.forward(hidden)
+        let hidden = gelu(dense(&self.fc1, self.norm2.forward(x.clone())));
+        x + dense(&self.fc2, hidden)
     }
 }
 
@@ -225,7 +224,7 @@ impl<B: Backend> Vit<B> {
             .reshape([n, g, p, g, p])
             .swap_dims(2, 3)
             .reshape([n, g * g, p * p]);
-        let tokens = self.patch_embed.forward(patches);
+        let tokens = dense(&self.patch_embed, patches);
         let d = tokens.dims()[2];
         let cls = self.cls_token.val().repeat_dim(0, n);
         let mut x = Tensor::cat(vec![cls, tokens], 1) + self.pos_embed.val();
