@@ -12,6 +12,7 @@ use geosharp::measures::{Landscape, Objective, Silent, WorstCase, worst_case};
 use geosharp::models::{
     DiagonalNet, RegressionBatch, SequenceBatch, TinyAttention, TinyAttentionConfig,
 };
+use geosharp::studies::invariance::{self, InvarianceConfig, MergeError};
 use geosharp::symmetry::{BiasFolding, GroupElement, Symmetric, act};
 use nalgebra::{DMatrix, DVector};
 use rand::SeedableRng;
@@ -214,4 +215,56 @@ fn gathering_and_scattering_block_coordinates_round_trips_every_parameter() {
         .max();
     assert_eq!(scalar(qb), 0.0);
     assert_eq!(scalar(model.loss(&batch)), scalar(back.loss(&batch)));
+}
+
+/// The experiment can be run a few scales at a time and merged: N depends on the scale, not on
+/// its place in the list, and a known original sharpness stands in for measuring it again.
+#[test]
+fn an_invariance_run_split_over_scales_and_merged_equals_the_whole_run() {
+    let (model, batch) = attention(21, BiasFolding::Fold);
+    let batches = vec![batch];
+    let config = InvarianceConfig {
+        scales: vec![0.1, 1.0, 10.0],
+        iterations: 3,
+        ..InvarianceConfig::default()
+    };
+    let run = |config: InvarianceConfig| invariance::run(&model, &batches, &config, &mut Silent);
+    let whole = run(config.clone()).unwrap();
+    let last = run(InvarianceConfig {
+        scales: vec![10.0],
+        ..config.clone()
+    })
+    .unwrap();
+    let rest = run(InvarianceConfig {
+        scales: vec![1.0, 0.1],
+        original: Some(last.original),
+        ..config.clone()
+    })
+    .unwrap();
+    let merged = invariance::merge(&[last, rest]).unwrap();
+    assert_eq!(merged.scales, whole.scales);
+    assert_eq!(merged.original, whole.original);
+    assert_eq!(merged.ratios, whole.ratios);
+    assert_eq!(merged.loss_rel_change, whole.loss_rel_change);
+    // The ratios are not trivially equal: adaptive moves with a, geodesic does not.
+    assert!(whole.ratios.adaptive.iter().any(|r| (r - 1.0).abs() > 0.1));
+
+    let other = run(InvarianceConfig {
+        scales: vec![5.0],
+        rho: 0.2,
+        ..config.clone()
+    })
+    .unwrap();
+    assert_eq!(
+        invariance::merge(&[whole.clone(), other]),
+        Err(MergeError::Mismatch {
+            index: 1,
+            what: "the settings"
+        })
+    );
+    assert_eq!(
+        invariance::merge(&[whole.clone(), whole]),
+        Err(MergeError::DuplicateScale(0.1))
+    );
+    assert_eq!(invariance::merge(&[]), Err(MergeError::Empty));
 }

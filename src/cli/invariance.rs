@@ -1,9 +1,12 @@
 //! `geosharp invariance`: the paper's §6.2 experiment on a BERT checkpoint.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use geosharp::studies::invariance::{self, InvarianceConfig, NoiseDraw};
+use anyhow::{Context, bail};
+use geosharp::studies::invariance::{
+    self, InvarianceConfig, InvarianceReport, METRICS, NoiseDraw, measure_settings,
+};
+use serde::{Deserialize, Serialize};
 
 use super::measure::load_task;
 use super::progress::Bars;
@@ -39,16 +42,46 @@ pub struct Args {
     /// Fit a missing head on at most this many training sentences (default: all).
     #[arg(long)]
     head_train_limit: Option<usize>,
+    /// The sharpness at the original weights from `geosharp measure --json` on the same
+    /// checkpoint, head, sentences and settings, instead of measuring it again: the experiment
+    /// then costs three measurements per scale.
+    #[arg(long)]
+    original: Option<PathBuf>,
+    /// Merge these `geosharp invariance --json` files (the same experiment run on different
+    /// scales) into one table and `--json`, measuring nothing.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    merge: Vec<PathBuf>,
     /// Write the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
 }
 
-/// Runs the experiment and prints the table.
+/// What a run measured on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Subject {
+    checkpoint: String,
+    head: String,
+    points: usize,
+    batch: usize,
+}
+
+/// The JSON of a run: what it measured on, and the report.
+#[derive(Debug, Serialize, Deserialize)]
+struct Saved {
+    #[serde(flatten)]
+    subject: Subject,
+    #[serde(flatten)]
+    report: InvarianceReport,
+}
+
+/// Runs the experiment (or merges earlier runs) and prints the table.
 pub fn run<B: burn::tensor::backend::AutodiffBackend>(
     args: &Args,
     device: &B::Device,
 ) -> anyhow::Result<()> {
+    if !args.merge.is_empty() {
+        return merge(args);
+    }
     let (dir, task) = load_task::<B>(
         args.checkpoint.as_ref(),
         args.seed,
@@ -56,7 +89,7 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
         device,
     )?;
     let batches = task.batches(args.points, args.batch, device)?;
-    let config = InvarianceConfig {
+    let mut config = InvarianceConfig {
         scales: args.scales.clone(),
         rho: args.rho,
         iterations: args.iters,
@@ -68,15 +101,117 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
         },
         ..InvarianceConfig::default()
     };
+    let subject = Subject {
+        checkpoint: dir.display().to_string(),
+        head: task.head_file.display().to_string(),
+        points: args.points,
+        batch: args.batch,
+    };
+    if let Some(path) = &args.original {
+        config.original = Some(original_from_measure(path, &subject, &config)?);
+    }
     let report = invariance::run(&task.model, &batches, &config, &mut Bars::default())
         .context("the invariance experiment failed")?;
+    print_table(&Saved { subject, report }, args.json.as_deref())
+}
+
+/// `--merge`: one report from the runs in `args.merge`.
+fn merge(args: &Args) -> anyhow::Result<()> {
+    let runs = args
+        .merge
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("could not read {}", path.display()))?;
+            serde_json::from_str::<Saved>(&text).with_context(|| {
+                format!(
+                    "{} is not the JSON of `geosharp invariance`",
+                    path.display()
+                )
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let subject = runs[0].subject.clone();
+    for (path, run) in args.merge.iter().zip(&runs) {
+        if run.subject != subject {
+            let s = &run.subject;
+            bail!(
+                "{} measured {} (head {}, {} sentences in batches of {}), not what {} measured; \
+                 only runs on the same checkpoint and sentences can be merged",
+                path.display(),
+                s.checkpoint,
+                s.head,
+                s.points,
+                s.batch,
+                args.merge[0].display()
+            );
+        }
+    }
+    let reports: Vec<_> = runs.into_iter().map(|r| r.report).collect();
+    let report = invariance::merge(&reports).context("the runs cannot be merged")?;
+    print_table(&Saved { subject, report }, args.json.as_deref())
+}
+
+/// The sharpness at the original weights recorded by `geosharp measure --json` in `path`,
+/// after checking that it measured `subject` with the settings of `config`.
+fn original_from_measure(
+    path: &Path,
+    subject: &Subject,
+    config: &InvarianceConfig,
+) -> anyhow::Result<[f64; 3]> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("could not read {}", path.display()))?;
+    let measured: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let check = |what: &str, got: &serde_json::Value, want: serde_json::Value| {
+        if *got != want {
+            bail!(
+                "{} has {what} {got}, but this run uses {want}: run `geosharp measure` with the \
+                 same checkpoint and settings, or leave out --original",
+                path.display()
+            );
+        }
+        Ok(())
+    };
+    check(
+        "checkpoint",
+        &measured["checkpoint"],
+        subject.checkpoint.clone().into(),
+    )?;
+    check("head", &measured["head"], subject.head.clone().into())?;
+    check("points", &measured["points"], subject.points.into())?;
+    check("batch", &measured["batch"], subject.batch.into())?;
+    let mut original = [f64::NAN; 3];
+    for (value, metric) in original.iter_mut().zip(METRICS) {
+        let name = metric.measure_name();
+        let result = measured["results"]
+            .as_array()
+            .and_then(|results| results.iter().find(|r| r["geometry"] == name))
+            .with_context(|| format!("{} has no {name} result", path.display()))?;
+        let want = serde_json::to_value(measure_settings(config, metric))?;
+        check(&format!("{name} settings"), &result["settings"], want)?;
+        *value = result["sharpness"]
+            .as_f64()
+            .filter(|s| s.is_finite() && *s > 0.0)
+            .with_context(|| {
+                format!(
+                    "{}: the {name} sharpness is not a positive number",
+                    path.display()
+                )
+            })?;
+    }
+    Ok(original)
+}
+
+/// Prints the table of `saved` and writes it to `json`.
+fn print_table(saved: &Saved, json: Option<&Path>) -> anyhow::Result<()> {
+    let report = &saved.report;
     println!(
         "Every head of {} acted on by A = a·N ({} N per scale); sharpness relative to the original weights\n",
-        dir.display(),
-        if args.shared_noise {
-            "one shared"
-        } else {
-            "a fresh"
+        saved.subject.checkpoint,
+        match report.noise {
+            NoiseDraw::Shared => "one shared",
+            NoiseDraw::PerScale => "a fresh",
         }
     );
     println!(
@@ -97,8 +232,8 @@ pub fn run<B: burn::tensor::backend::AutodiffBackend>(
         "\noriginal sharpness: adaptive {:.5}, geodesic inv {:.5}, geodesic mix {:.5}; {:.0} s",
         report.original[0], report.original[1], report.original[2], report.seconds
     );
-    if let Some(path) = &args.json {
-        write_json(path, &report)?;
+    if let Some(path) = json {
+        write_json(path, saved)?;
     }
     Ok(())
 }

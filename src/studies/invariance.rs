@@ -10,6 +10,12 @@
 //! If N were drawn once and reused across scales, a alone would be a GL(1) rescaling that
 //! adaptive sharpness absorbs, and its ratio would be the same at every a; by default a fresh N
 //! is drawn per scale ([`NoiseDraw::PerScale`]), which shows the spread.
+//!
+//! At full size (MiniLM-L6, 1 024 sentences, 20 iterations) every scale costs three full
+//! measurements — about an hour on 2 CPU cores — so the experiment can be run a few scales at a
+//! time and [`merge`]d: N depends only on the seed and the scale (not on its position in the
+//! list), and the sharpness at the original weights can be passed in
+//! ([`InvarianceConfig::original`]) instead of measured again, e.g. from `geosharp measure`.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -19,7 +25,7 @@ use nalgebra::DMatrix;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::geometry::{GeometryConfig, Metric, ZeroWeights};
 use crate::host::scalar;
@@ -27,7 +33,7 @@ use crate::measures::{self, Landscape, Objective, Progress, Silent, WorstCase, w
 use crate::symmetry::{BlockKind, GroupElement, Symmetric, act};
 
 /// How the Gaussian factor N is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoiseDraw {
     /// A fresh N per scale (the default).
@@ -37,7 +43,7 @@ pub enum NoiseDraw {
 }
 
 /// Settings of the experiment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvarianceConfig {
     /// The scales a.
     pub scales: Vec<f64>,
@@ -51,6 +57,10 @@ pub struct InvarianceConfig {
     pub noise: NoiseDraw,
     /// Zero-weight policy of the adaptive metric.
     pub zero_weights: ZeroWeights,
+    /// Sharpness at the original weights (adaptive, inv, mix) when already known from a run
+    /// with the same data and settings; measured when `None`.
+    #[serde(default)]
+    pub original: Option<[f64; 3]>,
 }
 
 impl Default for InvarianceConfig {
@@ -62,12 +72,13 @@ impl Default for InvarianceConfig {
             seed: 0,
             noise: NoiseDraw::PerScale,
             zero_weights: ZeroWeights::Freeze,
+            original: None,
         }
     }
 }
 
 /// Ratios of each measure at the moved weights to its value at the original weights.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ratios {
     /// Adaptive sharpness.
     pub adaptive: Vec<f64>,
@@ -78,7 +89,7 @@ pub struct Ratios {
 }
 
 /// The experiment's result.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InvarianceReport {
     /// The scales a.
     pub scales: Vec<f64>,
@@ -96,7 +107,14 @@ pub struct InvarianceReport {
     pub seconds: f64,
 }
 
-const METRICS: [Metric; 3] = [Metric::Adaptive, Metric::Inv, Metric::Mix];
+/// The three measures, in the order of [`InvarianceReport::original`].
+pub const METRICS: [Metric; 3] = [Metric::Adaptive, Metric::Inv, Metric::Mix];
+
+/// The worst-case measurement of `metric` that the experiment runs at every weight setting.
+pub fn measure_settings(config: &InvarianceConfig, metric: Metric) -> WorstCase {
+    let geometry = GeometryConfig::new(metric).with_zero_weights(config.zero_weights);
+    WorstCase::new(config.rho, geometry).with_iterations(config.iterations)
+}
 
 fn sharpness<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     model: &M,
@@ -107,8 +125,7 @@ fn sharpness<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     let landscape = Landscape::new(model.clone(), &model.symmetries())?;
     let mut out = [0.0; 3];
     for (value, metric) in out.iter_mut().zip(METRICS) {
-        let geometry = GeometryConfig::new(metric).with_zero_weights(config.zero_weights);
-        let wc = WorstCase::new(config.rho, geometry).with_iterations(config.iterations);
+        let wc = measure_settings(config, metric);
         *value = worst_case(&landscape, batches, &wc, &mut Silent)?.sharpness;
         progress.advance(1);
     }
@@ -160,6 +177,94 @@ pub fn reparametrise<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     Ok(landscape.model_at(parts))
 }
 
+/// The seed of N at scale `a`: the same N (up to a) at every scale when shared; otherwise one
+/// that depends on the seed and the value of a only, so that any subset of the scales draws
+/// the N of a full run.
+pub fn noise_seed(config: &InvarianceConfig, a: f64) -> u64 {
+    match config.noise {
+        NoiseDraw::Shared => config.seed,
+        NoiseDraw::PerScale => config.seed.wrapping_add(a.to_bits()),
+    }
+}
+
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MergeError {
+    /// Nothing to merge.
+    #[error("no invariance reports to merge")]
+    Empty,
+    /// Two reports differ in a setting or in the original sharpness.
+    #[error(
+        "report {index} differs from the first in {what}: only runs with the same checkpoint, \
+         data and settings (other than the scales) can be merged"
+    )]
+    Mismatch {
+        /// Position of the report (0-based).
+        index: usize,
+        /// What differs.
+        what: &'static str,
+    },
+    /// A scale occurs in two reports.
+    #[error("scale {0} occurs in more than one report")]
+    DuplicateScale(f64),
+}
+
+/// One report from several runs of the same experiment on different scales, sorted by scale;
+/// `seconds` is the sum of the runs' times.
+pub fn merge(reports: &[InvarianceReport]) -> Result<InvarianceReport, MergeError> {
+    let first = reports.first().ok_or(MergeError::Empty)?;
+    let settings_but_scales = |r: &InvarianceReport| InvarianceConfig {
+        scales: Vec::new(),
+        original: None,
+        ..r.settings.clone()
+    };
+    let mut rows: Vec<(f64, f64, [f64; 3])> = Vec::new();
+    for (index, report) in reports.iter().enumerate() {
+        if settings_but_scales(report) != settings_but_scales(first) {
+            return Err(MergeError::Mismatch {
+                index,
+                what: "the settings",
+            });
+        }
+        if report.original != first.original {
+            return Err(MergeError::Mismatch {
+                index,
+                what: "the sharpness at the original weights",
+            });
+        }
+        for (i, &a) in report.scales.iter().enumerate() {
+            if rows.iter().any(|row| row.0 == a) {
+                return Err(MergeError::DuplicateScale(a));
+            }
+            let r = &report.ratios;
+            rows.push((
+                a,
+                report.loss_rel_change[i],
+                [r.adaptive[i], r.geodesic_inv[i], r.geodesic_mix[i]],
+            ));
+        }
+    }
+    rows.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let scales: Vec<f64> = rows.iter().map(|row| row.0).collect();
+    let column = |m: usize| rows.iter().map(|row| row.2[m]).collect();
+    Ok(InvarianceReport {
+        scales: scales.clone(),
+        loss_rel_change: rows.iter().map(|row| row.1).collect(),
+        ratios: Ratios {
+            adaptive: column(0),
+            geodesic_inv: column(1),
+            geodesic_mix: column(2),
+        },
+        original: first.original,
+        noise: first.noise,
+        settings: InvarianceConfig {
+            scales,
+            ..first.settings.clone()
+        },
+        seconds: reports.iter().map(|r| r.seconds).sum(),
+    })
+}
+
 /// Runs the experiment on `model` and `batches`.
 pub fn run<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     model: &M,
@@ -171,8 +276,12 @@ pub fn run<B: AutodiffBackend, M: Objective<B> + Symmetric>(
         return Err(measures::Error::EmptyData);
     }
     let start = Instant::now();
-    progress.begin("invariance", (3 * (config.scales.len() + 1)) as u64);
-    let original = sharpness(model, batches, config, progress)?;
+    let measured = if config.original.is_some() { 0 } else { 1 };
+    progress.begin("invariance", (3 * (config.scales.len() + measured)) as u64);
+    let original = match config.original {
+        Some(known) => known,
+        None => sharpness(model, batches, config, progress)?,
+    };
     let loss0 = mean_loss(model, batches);
     let mut ratios = Ratios {
         adaptive: Vec::new(),
@@ -180,12 +289,8 @@ pub fn run<B: AutodiffBackend, M: Objective<B> + Symmetric>(
         geodesic_mix: Vec::new(),
     };
     let mut loss_rel_change = Vec::new();
-    for (i, &scale) in config.scales.iter().enumerate() {
-        // Shared: the same N (up to the scale) at every a; per scale: a fresh N each time.
-        let seed = match config.noise {
-            NoiseDraw::Shared => config.seed,
-            NoiseDraw::PerScale => config.seed.wrapping_add(i as u64 + 1),
-        };
+    for &scale in &config.scales {
+        let seed = noise_seed(config, scale);
         let moved = reparametrise(model, scale, &mut StdRng::seed_from_u64(seed))?;
         loss_rel_change
             .push((mean_loss(&moved, batches) - loss0).abs() / loss0.abs().max(f64::MIN_POSITIVE));
