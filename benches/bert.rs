@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
 use geosharp::measures::{Landscape, Silent, WorstCase, worst_case};
+use geosharp::models::layers::{gelu_by_ops, gelu_on_host};
 use geosharp::symmetry::Symmetric;
 
 mod common;
@@ -24,6 +25,36 @@ fn seconds(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
     f();
     t.elapsed().as_secs_f64()
+}
+
+/// The two GELU paths of `models::layers::gelu` (value and derivative, as a tracked forward
+/// computes them) on one intermediate activation `[rows, 1536]` of MiniLM, min of 3; the model
+/// has 6 of them per forward pass.
+fn gelu_costs(rows: usize, fb: f64) {
+    use burn::tensor::{Distribution, Tensor};
+    type Inner = <common::B as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+    let x = Tensor::<Inner, 2>::random(
+        [rows, 1536],
+        Distribution::Normal(0.0, 1.0),
+        &Default::default(),
+    );
+    let min3 = |f: &dyn Fn()| (0..3).map(|_| seconds(f)).fold(f64::INFINITY, f64::min);
+    let host = min3(&|| {
+        let _ = gelu_on_host(x.clone(), true);
+    });
+    let ops = min3(&|| {
+        let (y, d) = gelu_by_ops(x.clone(), true);
+        let _ = (y.into_data(), d.map(|d| d.into_data()));
+    });
+    println!(
+        "GELU and GELU' on [{rows}, 1536]: vectorised on host {:.4} s, by element-wise ops {:.4} s \
+         ({:.1}×); 6 layers: {:.1} % / {:.1} % of forward+backward",
+        host,
+        ops,
+        ops / host,
+        600.0 * host / fb,
+        600.0 * ops / fb
+    );
 }
 
 fn main() {
@@ -53,6 +84,7 @@ fn main() {
         .collect();
     let fb = fwd_bwd.iter().copied().fold(f64::INFINITY, f64::min);
     println!("forward+backward: {:.3} s (min of 3)", fb);
+    gelu_costs(batch * data.input.ids.dims()[1], fb);
     let mut adaptive = f64::NAN;
     for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
         let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);

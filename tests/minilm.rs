@@ -106,3 +106,92 @@ fn the_hessian_of_minilm_s_last_layer_is_symmetric_and_its_top_eigenvalue_is_con
         "Lanczos {lanczos:?} vs power {power:?}"
     );
 }
+
+/// `geosharp invariance --original` takes the sharpness at the original weights from
+/// `geosharp measure --json`, and refuses a measurement of another model: one whose clean loss
+/// is not the loss of the model loaded now (a refitted head keeps its file name).
+#[test]
+fn invariance_in_parts_takes_the_original_from_measure_and_checks_its_model() {
+    cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
+    let dir = std::env::temp_dir().join(format!("geosharp-original-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A head of its own (48 sentences), so that no other test fits the same file meanwhile.
+    let small = [
+        "--points",
+        "8",
+        "--batch",
+        "8",
+        "--iters",
+        "1",
+        "--head-train-limit",
+        "48",
+    ];
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_geosharp"))
+            .args(args)
+            .args(small)
+            .output()
+            .unwrap()
+    };
+    let read = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (measured, part, other) = (
+        dir.join("measure.json"),
+        dir.join("a1.json"),
+        dir.join("other.json"),
+    );
+    let out = run(&["measure", "--json", measured.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = [
+        "--scales",
+        "1",
+        "--json",
+        part.to_str().unwrap(),
+        "--original",
+    ];
+    let out = run(&[
+        &["invariance"],
+        &original[..],
+        &[measured.to_str().unwrap()],
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (m, p) = (read(&measured), read(&part));
+    for (i, name) in ["adaptive", "geodesic_inv", "geodesic_mix"]
+        .iter()
+        .enumerate()
+    {
+        let result = m["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["geometry"] == *name)
+            .unwrap();
+        assert_eq!(p["original"][i], result["sharpness"], "{name}");
+    }
+
+    // The same file with the clean loss of another model (0.1 % higher) is refused.
+    let mut changed = m.clone();
+    for result in changed["results"].as_array_mut().unwrap() {
+        let loss = result["clean_loss"].as_f64().unwrap();
+        result["clean_loss"] = (loss * 1.001).into();
+    }
+    std::fs::write(&other, changed.to_string()).unwrap();
+    let out = run(&[&["invariance"], &original[..], &[other.to_str().unwrap()]].concat());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("clean loss") && stderr.contains("has changed"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

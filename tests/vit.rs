@@ -16,10 +16,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution as _, StandardNormal};
 
-#[test]
-fn gl_actions_on_every_head_leave_the_vit_function_unchanged() {
-    let device = Default::default();
-    let config = VitConfig {
+/// A two-block ViT on 8 × 8 images: 3 heads of dimension 4.
+fn tiny() -> VitConfig {
+    VitConfig {
         image: 8,
         patch: 4,
         d_model: 12,
@@ -27,7 +26,13 @@ fn gl_actions_on_every_head_leave_the_vit_function_unchanged() {
         depth: 2,
         mlp: 16,
         classes: 5,
-    };
+    }
+}
+
+#[test]
+fn gl_actions_on_every_head_leave_the_vit_function_unchanged() {
+    let device = Default::default();
+    let config = tiny();
     let model = config.init::<B64>(&device);
     let symmetries = model.symmetries();
     assert_eq!(symmetries.len(), 4, "a QK and a VO pair per block");
@@ -75,15 +80,7 @@ fn gl_actions_on_every_head_leave_the_vit_function_unchanged() {
 fn the_vit_gradient_matches_central_differences() {
     let device = Default::default();
     B64::seed(&device, 11);
-    let config = VitConfig {
-        image: 8,
-        patch: 4,
-        d_model: 12,
-        heads: 3,
-        depth: 2,
-        mlp: 16,
-        classes: 5,
-    };
+    let config = tiny();
     let model = config.init::<B64>(&device);
     let landscape = Landscape::new(model.clone(), &model.symmetries()).unwrap();
     let batch = ImageBatch {

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod bert;
 pub mod bert_tail;
 pub mod diagonal;
+pub mod gelu_kernel;
 pub mod layers;
 pub mod loss;
 pub mod vit;

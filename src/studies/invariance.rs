@@ -132,7 +132,8 @@ fn sharpness<B: AutodiffBackend, M: Objective<B> + Symmetric>(
     Ok(out)
 }
 
-fn mean_loss<B: AutodiffBackend, M: Objective<B>>(model: &M, batches: &[M::Batch]) -> f64 {
+/// The loss of `model` averaged over `batches` (one forward pass each), accumulated in f64.
+pub fn mean_loss<B: AutodiffBackend, M: Objective<B>>(model: &M, batches: &[M::Batch]) -> f64 {
     batches.iter().map(|b| scalar(model.loss(b))).sum::<f64>() / batches.len() as f64
 }
 

@@ -6,6 +6,7 @@
 //! coordinates ([`BlockLayout::gather`]) so that acting on every head is one batched matmul.
 
 use burn::prelude::{Backend, Tensor};
+use burn::tensor::DType;
 use nalgebra::DMatrix;
 
 use super::error::Error;
@@ -58,11 +59,17 @@ pub fn act<B: Backend>(
                 inverses.push(inv);
             }
             let transposes: Vec<_> = per_head.iter().map(|a| a.transpose()).collect();
-            let a_inv = host::upload_batch::<B>(&inverses, options);
-            let a_t = host::upload_batch::<B>(&transposes, options);
+            // The products in f64, rounded once to the parts' dtype: with A⁻¹ rounded to f32
+            // and the product accumulated in f32, (G A⁻¹)(A Hᵀ) = G Hᵀ picks up extra errors
+            // of order cond(A)·ε_f32 — for a Gaussian 32 × 32 A (cond in the thousands) enough
+            // to move MiniLM's loss by 1e-3.
+            let wide = (options.0, DType::F64);
+            let a_inv = host::upload_batch::<B>(&inverses, wide);
+            let a_t = host::upload_batch::<B>(&transposes, wide);
             let (g, h) = (range.start, range.start + 1);
-            parts[g] = parts[g].clone().matmul(a_inv);
-            parts[h] = parts[h].clone().matmul(a_t);
+            let dtype = options.1;
+            parts[g] = parts[g].clone().cast(DType::F64).matmul(a_inv).cast(dtype);
+            parts[h] = parts[h].clone().cast(DType::F64).matmul(a_t).cast(dtype);
         }
         (BlockKind::Rescale { len }, GroupElement::Rescale(a)) => {
             if a.len() != len || a.iter().any(|&x| !(x > 0.0 && x.is_finite())) {

@@ -97,3 +97,19 @@ pub fn load_vit<B: Backend>(
         })?;
     Ok((report, model))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Saved reports are compared with `==` after loading, so JSON must give back every f64
+    /// bit for bit. serde_json's default parser does not (it is off by one ulp for this value,
+    /// a train loss that once broke `tests/mr_tail.rs`); its `float_roundtrip` feature does.
+    #[test]
+    fn json_gives_back_every_f64_bit_for_bit() {
+        let mut x = 0.426_713_608_205_318_45_f64;
+        for _ in 0..10_000 {
+            let back: f64 = serde_json::from_str(&serde_json::to_string(&x).unwrap()).unwrap();
+            assert_eq!(back.to_bits(), x.to_bits(), "{x:e} read back as {back:e}");
+            x = (x * 1.618_033_988_749_895 + 0.1).fract() * 10f64.powi((x * 97.0) as i32 % 9 - 4);
+        }
+    }
+}
