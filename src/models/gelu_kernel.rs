@@ -149,6 +149,9 @@ mod wide {
 /// # Panics
 /// If `dy` is given and its length is not `y`'s (a programming error).
 pub fn gelu_in_place(y: &mut [f32], dy: Option<&mut [f32]>) {
+    if let Some(dy) = &dy {
+        assert_eq!(y.len(), dy.len(), "GELU′ needs one slot per value");
+    }
     #[cfg(target_arch = "x86_64")]
     {
         let avx512 = std::arch::is_x86_feature_detected!("avx512f");
@@ -157,7 +160,6 @@ pub fn gelu_in_place(y: &mut [f32], dy: Option<&mut [f32]>) {
         unsafe {
             match dy {
                 Some(dy) => {
-                    assert_eq!(y.len(), dy.len(), "GELU′ needs one slot per value");
                     if avx512 {
                         wide::gelu_and_derivative_avx512(y, dy)
                     } else if avx2 {
@@ -174,10 +176,7 @@ pub fn gelu_in_place(y: &mut [f32], dy: Option<&mut [f32]>) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     match dy {
-        Some(dy) => {
-            assert_eq!(y.len(), dy.len(), "GELU′ needs one slot per value");
-            gelu_and_derivative_kernel(y, dy)
-        }
+        Some(dy) => gelu_and_derivative_kernel(y, dy),
         None => gelu_kernel(y),
     }
 }

@@ -169,6 +169,19 @@ mod tests {
         (-400..=400).map(|i| i as f32 * 0.02).collect()
     }
 
+    /// `xs` as an untracked f32 tensor on the ndarray backend.
+    fn tensor(xs: &[f32]) -> Tensor<NdArray<f32>, 1> {
+        Tensor::from_data(
+            TensorData::new(xs.to_vec(), [xs.len()]),
+            &Default::default(),
+        )
+    }
+
+    /// The values of an f32 tensor.
+    fn values<const D: usize>(t: Tensor<NdArray<f32>, D>) -> Vec<f32> {
+        t.to_data().to_vec::<f32>().unwrap()
+    }
+
     /// Φ(x) + x φ(x) in f64, from the f64 erf of `libm`.
     fn exact_derivative(x: f64) -> f64 {
         0.5 * (1.0 + libm::erf(x / SQRT_2)) + x * (-x * x / 2.0).exp() / (2.0 * PI).sqrt()
@@ -225,19 +238,11 @@ mod tests {
 
     #[test]
     fn the_element_wise_path_is_burns_gelu_bit_for_bit() {
-        let device = Default::default();
         let xs = points();
-        let x =
-            Tensor::<NdArray<f32>, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+        let x = tensor(&xs);
         let (y, d) = gelu_by_ops(x.clone(), false);
         assert!(d.is_none());
-        assert_eq!(
-            y.to_data().to_vec::<f32>().unwrap(),
-            burn::tensor::activation::gelu(x)
-                .to_data()
-                .to_vec::<f32>()
-                .unwrap()
-        );
+        assert_eq!(values(y), values(burn::tensor::activation::gelu(x)));
     }
 
     /// The host path works in place over a buffer of its own: a caller's tensor that shares
@@ -245,28 +250,22 @@ mod tests {
     /// result.
     #[test]
     fn the_host_path_leaves_a_shared_input_alone() {
-        let device = Default::default();
         let xs = points();
-        let x =
-            Tensor::<NdArray<f32>, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+        let x = tensor(&xs);
         let (shared, _) = gelu_on_host(x.clone(), true);
-        assert_eq!(x.to_data().to_vec::<f32>().unwrap(), xs);
+        assert_eq!(values(x.clone()), xs);
         let (owned, _) = gelu_on_host(x, true);
-        assert_eq!(
-            shared.to_data().to_vec::<f32>().unwrap(),
-            owned.to_data().to_vec::<f32>().unwrap()
-        );
-        assert_ne!(owned.to_data().to_vec::<f32>().unwrap(), xs);
+        let owned = values(owned);
+        assert_eq!(values(shared), owned);
+        assert_ne!(owned, xs);
     }
 
     #[test]
     fn without_autodiff_the_host_path_gives_the_same_values() {
-        let device = Default::default();
         let xs = points();
-        let x =
-            Tensor::<NdArray<f32>, 1>::from_data(TensorData::new(xs.clone(), [xs.len()]), &device);
+        let x = tensor(&xs);
         let (tracked_values, _) = gelu_and_gradient::<A>(&xs);
-        assert_eq!(gelu(x).to_data().to_vec::<f32>().unwrap(), tracked_values);
+        assert_eq!(values(gelu(x)), tracked_values);
     }
 
     #[test]
@@ -278,8 +277,8 @@ mod tests {
             burn::tensor::Distribution::Normal(0.0, 1.0),
             &device,
         );
-        let a = dense(&linear, x.clone()).to_data().to_vec::<f32>().unwrap();
-        let b = linear.forward(x).to_data().to_vec::<f32>().unwrap();
+        let a = values(dense(&linear, x.clone()));
+        let b = values(linear.forward(x));
         assert_eq!(a.len(), 2 * 4 * 3);
         for (a, b) in a.iter().zip(&b) {
             assert!((a - b).abs() <= 1e-6 * (1.0 + b.abs()), "{a} vs {b}");
