@@ -1,0 +1,98 @@
+//! geosharp patch: element-wise arithmetic over large contiguous arrays on rayon's threads.
+//!
+//! Upstream runs `a + b`, `a * c`, `exp(a)`, … through ndarray's operators, on one core; on a
+//! transformer's activations that left half of a two-core machine idle for a third of a
+//! forward+backward pass. These helpers take the common case — both operands of the same
+//! shape and in standard layout, at least [`MIN_PAR`] elements — and hand everything else
+//! (broadcasts, strided views, small arrays) back to the caller's upstream path. A unique
+//! operand is overwritten in place, as upstream's owned operators do; otherwise a new buffer is
+//! collected without being zeroed first. The results are bit-for-bit upstream's: the same
+//! operation on the same pair of elements.
+
+use crate::SharedArray;
+use ndarray::ArcArray;
+use rayon::prelude::*;
+
+/// Arrays smaller than this stay on upstream's single-threaded path (splitting costs more).
+pub(crate) const MIN_PAR: usize = 1 << 15;
+/// Elements per rayon task.
+const CHUNK: usize = 1 << 13;
+
+/// `f(lhs, rhs)` element by element, or the operands back where the fast path does not apply.
+#[allow(clippy::type_complexity)]
+pub(crate) fn binary<E, F>(
+    mut lhs: SharedArray<E>,
+    mut rhs: SharedArray<E>,
+    f: F,
+) -> Result<SharedArray<E>, (SharedArray<E>, SharedArray<E>)>
+where
+    E: Copy + Send + Sync,
+    F: Fn(E, E) -> E + Send + Sync,
+{
+    if lhs.len() < MIN_PAR
+        || lhs.shape() != rhs.shape()
+        || !lhs.is_standard_layout()
+        || !rhs.is_standard_layout()
+    {
+        return Err((lhs, rhs));
+    }
+    if lhs.is_unique() {
+        {
+            let b = rhs.as_slice().expect("standard layout");
+            let a = lhs.as_slice_mut().expect("standard layout");
+            a.par_chunks_mut(CHUNK)
+                .zip(b.par_chunks(CHUNK))
+                .for_each(|(a, b)| a.iter_mut().zip(b).for_each(|(a, b)| *a = f(*a, *b)));
+        }
+        return Ok(lhs);
+    }
+    if rhs.is_unique() {
+        {
+            let a = lhs.as_slice().expect("standard layout");
+            let b = rhs.as_slice_mut().expect("standard layout");
+            b.par_chunks_mut(CHUNK)
+                .zip(a.par_chunks(CHUNK))
+                .for_each(|(b, a)| b.iter_mut().zip(a).for_each(|(b, a)| *b = f(*a, *b)));
+        }
+        return Ok(rhs);
+    }
+    let a = lhs.as_slice().expect("standard layout");
+    let b = rhs.as_slice().expect("standard layout");
+    let out: alloc::vec::Vec<E> = a
+        .par_iter()
+        .with_min_len(CHUNK)
+        .zip(b.par_iter())
+        .map(|(a, b)| f(*a, *b))
+        .collect();
+    Ok(ArcArray::from_shape_vec(lhs.raw_dim(), out)
+        .expect("same number of elements")
+        .into_shared())
+}
+
+/// `f(x)` element by element, or the operand back where the fast path does not apply.
+pub(crate) fn unary<E, F>(mut x: SharedArray<E>, f: F) -> Result<SharedArray<E>, SharedArray<E>>
+where
+    E: Copy + Send + Sync,
+    F: Fn(E) -> E + Send + Sync,
+{
+    if x.len() < MIN_PAR || !x.is_standard_layout() {
+        return Err(x);
+    }
+    if x.is_unique() {
+        x.as_slice_mut()
+            .expect("standard layout")
+            .par_chunks_mut(CHUNK)
+            .for_each(|a| a.iter_mut().for_each(|a| *a = f(*a)));
+        return Ok(x);
+    }
+    let out: alloc::vec::Vec<E> = x
+        .as_slice()
+        .expect("standard layout")
+        .par_iter()
+        .with_min_len(CHUNK)
+        .map(|a| f(*a))
+        .collect();
+    Ok(ArcArray::from_shape_vec(x.raw_dim(), out)
+        .expect("same number of elements")
+        .into_shared())
+}
