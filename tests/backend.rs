@@ -1,10 +1,12 @@
-//! The three changes geosharp makes to burn-ndarray (vendor/burn-ndarray/GEOSHARP-PATCHES.md)
-//! must not change a single result: reshapes that now share their buffer must still leave the
-//! original alone when the reshaped tensor is written to, transposed operands that now reach
-//! the matrix product as strided views must give the product of the transposed matrix bit for
-//! bit, and the element-wise arithmetic that now runs on rayon's threads must give exactly
-//! what the same operation gives element by element — whether it overwrote a unique operand or
-//! collected into a new buffer.
+//! The changes geosharp makes to burn-ndarray (vendor/burn-ndarray/GEOSHARP-PATCHES.md) must
+//! not change a result beyond what they say: reshapes that now share their buffer must still
+//! leave the original alone when the reshaped tensor is written to, transposed operands and
+//! attention's strided heads that now reach the matrix product as views must give the product
+//! of the same matrices in standard layout bit for bit, the element-wise and broadcast
+//! arithmetic that now runs on rayon's threads must give exactly what the same operation gives
+//! element by element — whether it overwrote a unique operand or collected into a new buffer —
+//! and a product split across threads must be the row-by-row product bit for bit, or, split
+//! over a long inner dimension, the exact sum to rounding and the same on every run.
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
@@ -157,5 +159,146 @@ fn a_transposed_operand_gives_the_product_of_the_transpose_bit_for_bit() {
             (got - exact).abs() <= 1e-5 * exact.abs().max(1.0) * k as f64,
             "({i}, {j}): {got} against {exact}"
         );
+    }
+}
+
+#[test]
+fn broadcast_arithmetic_is_the_element_by_element_result_bit_for_bit() {
+    let a = entries(ROWS * COLS, 6);
+    let row = entries(COLS, 7); // [1, COLS]: a bias
+    let col = entries(ROWS, 8); // [ROWS, 1]: a per-row statistic
+    type Op = (&'static str, fn(f32, f32) -> f32);
+    let ops: [Op; 4] = [
+        ("add", |x, y| x + y),
+        ("sub", |x, y| x - y),
+        ("mul", |x, y| x * y),
+        ("div", |x, y| x / y),
+    ];
+    let apply = |name: &str, x: Tensor<B, 2>, y: Tensor<B, 2>| match name {
+        "add" => x + y,
+        "sub" => x - y,
+        "mul" => x * y,
+        _ => x / y,
+    };
+    for (name, f) in ops {
+        for (small, shape) in [(&row, [1, COLS]), (&col, [ROWS, 1])] {
+            let at = |i: usize| {
+                let (r, c) = (i / COLS, i % COLS);
+                small[if shape[0] == 1 { c } else { r }]
+            };
+            let full_left: Vec<f32> = (0..a.len()).map(|i| f(a[i], at(i))).collect();
+            let full_right: Vec<f32> = (0..a.len()).map(|i| f(at(i), a[i])).collect();
+            let s = tensor(small.clone(), shape);
+            // The full-size operand unique (overwritten in place), then shared (collected).
+            let got = values(apply(name, tensor(a.clone(), [ROWS, COLS]), s.clone()));
+            assert!(got == full_left, "{name} {shape:?}, unique left operand");
+            let x = tensor(a.clone(), [ROWS, COLS]);
+            let got = values(apply(name, x.clone(), s.clone()));
+            assert!(got == full_left, "{name} {shape:?}, shared left operand");
+            assert!(values(x) == a, "{name} wrote to a shared operand");
+            let got = values(apply(name, s.clone(), tensor(a.clone(), [ROWS, COLS])));
+            assert!(got == full_right, "{name} {shape:?}, unique right operand");
+            let x = tensor(a.clone(), [ROWS, COLS]);
+            let got = values(apply(name, s.clone(), x.clone()));
+            assert!(got == full_right, "{name} {shape:?}, shared right operand");
+            assert!(values(x) == a && values(s) == *small);
+        }
+    }
+    // Both operands broadcast ([ROWS, 1] + [1, COLS]): upstream's path, the same sums.
+    let outer = values(tensor(col.clone(), [ROWS, 1]) + tensor(row.clone(), [1, COLS]));
+    let expected: Vec<f32> = (0..ROWS * COLS)
+        .map(|i| col[i / COLS] + row[i % COLS])
+        .collect();
+    assert!(outer == expected, "outer sum");
+}
+
+#[test]
+fn heads_split_off_tokens_give_the_batched_product_of_contiguous_heads_bit_for_bit() {
+    // Attention's layout: [n, t, heads, h] with axes 1 and 2 swapped, a batch of matrices
+    // with strides that no reshape to [n·heads, t, h] can express.
+    let (n, t, heads, h) = (3, 17, 4, 8);
+    let q = entries(n * t * heads * h, 9);
+    let k = entries(n * t * heads * h, 10);
+    let split = |v: &[f32]| -> Tensor<B, 4> {
+        Tensor::<B, 1>::from_data(TensorData::new(v.to_vec(), [v.len()]), &Default::default())
+            .reshape([n, t, heads, h])
+            .swap_dims(1, 2)
+    };
+    // The same heads copied into standard layout, element by element here.
+    let contiguous = |v: &[f32]| -> Tensor<B, 4> {
+        let mut out = Vec::with_capacity(v.len());
+        for b in 0..n {
+            for i in 0..heads {
+                for s in 0..t {
+                    for j in 0..h {
+                        out.push(v[((b * t + s) * heads + i) * h + j]);
+                    }
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(out, [n, heads, t, h]), &Default::default())
+    };
+    let strided = values(split(&q).matmul(split(&k).swap_dims(2, 3)));
+    let standard = values(contiguous(&q).matmul(contiguous(&k).swap_dims(2, 3)));
+    assert!(strided == standard, "strided heads changed the product");
+    // One entry against an f64 reference: sentence 2, head 3, tokens 5 and 11.
+    let (b, i, s, u) = (2, 3, 5, 11);
+    let exact: f64 = (0..h)
+        .map(|j| {
+            q[((b * t + s) * heads + i) * h + j] as f64
+                * k[((b * t + u) * heads + i) * h + j] as f64
+        })
+        .sum();
+    let got = strided[((b * heads + i) * t + s) * t + u] as f64;
+    assert!((got - exact).abs() <= 1e-5 * exact.abs().max(1.0) * h as f64);
+    // A broadcast batch axis ([1, heads, t, h] against [n, heads, h, t]) indexes 0 on it.
+    let one = values(
+        contiguous(&q)
+            .narrow(0, 0, 1)
+            .matmul(split(&k).swap_dims(2, 3)),
+    );
+    let each = values(
+        contiguous(&q)
+            .narrow(0, 0, 1)
+            .repeat_dim(0, n)
+            .matmul(contiguous(&k).swap_dims(2, 3)),
+    );
+    assert!(one == each, "a broadcast batch axis");
+}
+
+#[test]
+fn split_matrix_products_match_their_unsplit_sums() {
+    let dot = |a: &[f32], b: &[f32], (_, k, n): (usize, usize, usize), i: usize, j: usize| {
+        (0..k)
+            .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+            .sum::<f64>()
+    };
+    // A long inner dimension (a weight gradient's): cut into slices summed in a fixed order,
+    // so equal to the f64 sum to rounding and the same on every run.
+    let (m, k, n) = (48, 5000, 40);
+    let (a, b) = (entries(m * k, 11), entries(k * n, 12));
+    let product = || values(tensor(a.clone(), [m, k]).matmul(tensor(b.clone(), [k, n])));
+    let first = product();
+    assert!(first == product(), "a split product is not deterministic");
+    for (i, j) in [(0, 0), (m - 1, n - 1), (20, 7)] {
+        let exact = dot(&a, &b, (m, k, n), i, j);
+        let magnitude: f64 = (0..k)
+            .map(|l| (a[i * k + l] as f64 * b[l * n + j] as f64).abs())
+            .sum();
+        let got = first[i * n + j] as f64;
+        assert!(
+            (got - exact).abs() <= 1e-6 * magnitude,
+            "({i}, {j}): {got} against {exact}"
+        );
+    }
+    // Many rows: split by rows, each entry the same sum as a product of that row alone.
+    let (m, k, n) = (3000, 64, 48);
+    let (a, b) = (entries(m * k, 13), entries(k * n, 14));
+    let all = values(tensor(a.clone(), [m, k]).matmul(tensor(b.clone(), [k, n])));
+    for i in [0, 1499, 1500, 2999] {
+        let row = values(
+            tensor(a[i * k..(i + 1) * k].to_vec(), [1, k]).matmul(tensor(b.clone(), [k, n])),
+        );
+        assert!(all[i * n..(i + 1) * n] == row[..], "row {i}");
     }
 }

@@ -2,15 +2,18 @@
 //!
 //! Upstream runs `a + b`, `a * c`, `exp(a)`, … through ndarray's operators, on one core; on a
 //! transformer's activations that left half of a two-core machine idle for a third of a
-//! forward+backward pass. These helpers take the common case — both operands of the same
-//! shape and in standard layout, at least [`MIN_PAR`] elements — and hand everything else
-//! (broadcasts, strided views, small arrays) back to the caller's upstream path. A unique
-//! operand is overwritten in place, as upstream's owned operators do; otherwise a new buffer is
-//! collected without being zeroed first. The results are bit-for-bit upstream's: the same
-//! operation on the same pair of elements.
+//! forward+backward pass. These helpers take the common cases — both operands of the same
+//! shape and in standard layout, or one operand in standard layout and the other broadcast to
+//! its shape (a bias row, an attention mask, a softmax or LayerNorm statistic), with at least
+//! [`MIN_PAR`] elements — and hand everything else (strided views, operands that both
+//! broadcast, small arrays) back to the caller's upstream path. A unique full-size operand is
+//! overwritten in place, as upstream's owned operators do (upstream's `&a + &b` always
+//! allocated, and the fresh pages of a linear layer's output cost more to fault in than the
+//! addition of its bias); otherwise a new buffer is collected without being zeroed first. The
+//! results are bit-for-bit upstream's: the same operation on the same pair of elements.
 
 use crate::SharedArray;
-use ndarray::ArcArray;
+use ndarray::{ArcArray, Zip};
 use rayon::prelude::*;
 
 /// Arrays smaller than this stay on upstream's single-threaded path (splitting costs more).
@@ -29,11 +32,10 @@ where
     E: Copy + Send + Sync,
     F: Fn(E, E) -> E + Send + Sync,
 {
-    if lhs.len() < MIN_PAR
-        || lhs.shape() != rhs.shape()
-        || !lhs.is_standard_layout()
-        || !rhs.is_standard_layout()
-    {
+    if lhs.shape() != rhs.shape() {
+        return broadcast(lhs, rhs, f);
+    }
+    if lhs.len() < MIN_PAR || !lhs.is_standard_layout() || !rhs.is_standard_layout() {
         return Err((lhs, rhs));
     }
     if lhs.is_unique() {
@@ -67,6 +69,54 @@ where
     Ok(ArcArray::from_shape_vec(lhs.raw_dim(), out)
         .expect("same number of elements")
         .into_shared())
+}
+
+/// `f(lhs, rhs)` where one operand has the shape of the result and the other broadcasts to
+/// it, or the operands back where that does not hold.
+#[allow(clippy::type_complexity)]
+fn broadcast<E, F>(
+    lhs: SharedArray<E>,
+    rhs: SharedArray<E>,
+    f: F,
+) -> Result<SharedArray<E>, (SharedArray<E>, SharedArray<E>)>
+where
+    E: Copy + Send + Sync,
+    F: Fn(E, E) -> E + Send + Sync,
+{
+    let spans = |full: &SharedArray<E>, other: &SharedArray<E>| {
+        full.len() >= MIN_PAR
+            && full.is_standard_layout()
+            && other.broadcast(full.raw_dim()).is_some()
+    };
+    if spans(&lhs, &rhs) {
+        Ok(onto(lhs, &rhs, f))
+    } else if spans(&rhs, &lhs) {
+        Ok(onto(rhs, &lhs, move |b, a| f(a, b)))
+    } else {
+        Err((lhs, rhs))
+    }
+}
+
+/// `g(full, other)` element by element, `other` broadcast to the shape of `full` (checked by
+/// the caller): in place when `full` is unique, else into a new buffer.
+fn onto<E, G>(mut full: SharedArray<E>, other: &SharedArray<E>, g: G) -> SharedArray<E>
+where
+    E: Copy + Send + Sync,
+    G: Fn(E, E) -> E + Send + Sync,
+{
+    let other = other
+        .broadcast(full.raw_dim())
+        .expect("checked by the caller");
+    if full.is_unique() {
+        Zip::from(full.view_mut())
+            .and(other)
+            .par_for_each(|a, b| *a = g(*a, *b));
+        return full;
+    }
+    Zip::from(full.view())
+        .and(other)
+        .par_map_collect(|a, b| g(*a, *b))
+        .into_shared()
 }
 
 /// `f(x)` element by element, or the operand back where the fast path does not apply.
