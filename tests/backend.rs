@@ -35,23 +35,29 @@ fn values<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
     t.into_data().into_vec::<f32>().expect("f32")
 }
 
-#[test]
-fn element_wise_arithmetic_is_the_element_by_element_result_bit_for_bit() {
-    let (a, b) = (entries(ROWS * COLS, 1), entries(ROWS * COLS, 2));
-    type Op = (&'static str, fn(f32, f32) -> f32);
-    let ops: [Op; 4] = [
-        ("add", |x, y| x + y),
-        ("sub", |x, y| x - y),
-        ("mul", |x, y| x * y),
-        ("div", |x, y| x / y),
-    ];
-    let apply = |name: &str, x: Tensor<B, 2>, y: Tensor<B, 2>| match name {
+/// The four binary operations, by name, as element-by-element functions.
+type Op = (&'static str, fn(f32, f32) -> f32);
+const OPS: [Op; 4] = [
+    ("add", |x, y| x + y),
+    ("sub", |x, y| x - y),
+    ("mul", |x, y| x * y),
+    ("div", |x, y| x / y),
+];
+
+/// The operation named `name` on two tensors, through Burn's operators.
+fn apply(name: &str, x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 2> {
+    match name {
         "add" => x + y,
         "sub" => x - y,
         "mul" => x * y,
         _ => x / y,
-    };
-    for (name, f) in ops {
+    }
+}
+
+#[test]
+fn element_wise_arithmetic_is_the_element_by_element_result_bit_for_bit() {
+    let (a, b) = (entries(ROWS * COLS, 1), entries(ROWS * COLS, 2));
+    for (name, f) in OPS {
         let expected: Vec<f32> = a.iter().zip(&b).map(|(x, y)| f(*x, *y)).collect();
         // Both operands shared with a live clone: a new buffer is collected.
         let (x, y) = (
@@ -167,20 +173,7 @@ fn broadcast_arithmetic_is_the_element_by_element_result_bit_for_bit() {
     let a = entries(ROWS * COLS, 6);
     let row = entries(COLS, 7); // [1, COLS]: a bias
     let col = entries(ROWS, 8); // [ROWS, 1]: a per-row statistic
-    type Op = (&'static str, fn(f32, f32) -> f32);
-    let ops: [Op; 4] = [
-        ("add", |x, y| x + y),
-        ("sub", |x, y| x - y),
-        ("mul", |x, y| x * y),
-        ("div", |x, y| x / y),
-    ];
-    let apply = |name: &str, x: Tensor<B, 2>, y: Tensor<B, 2>| match name {
-        "add" => x + y,
-        "sub" => x - y,
-        "mul" => x * y,
-        _ => x / y,
-    };
-    for (name, f) in ops {
+    for (name, f) in OPS {
         for (small, shape) in [(&row, [1, COLS]), (&col, [ROWS, 1])] {
             let at = |i: usize| {
                 let (r, c) = (i / COLS, i % COLS);
