@@ -186,17 +186,8 @@ impl Strides {
         }
         coord
     }
-
-    // geosharp patch: unused since `batch_matrix` indexes each operand itself.
-    #[allow(dead_code)]
-    fn flatten(&self, index: &Vec<usize>) -> usize {
-        assert_eq!(self.strides.len(), index.len());
-        self.strides
-            .iter()
-            .zip(index)
-            .map(|(stride, index)| stride * index)
-            .sum()
-    }
+    // geosharp patch: upstream's `flatten` (a flat batch index into an operand reshaped to
+    // `[batches, rows, cols]`) is gone: `batch_matrix` indexes each operand's own axes.
 }
 
 /// Compute the (broadcasted) output shape of matrix multiplication, along with strides for
