@@ -3,16 +3,30 @@
 //!
 //! `cargo bench --bench bert [-- BATCH]` (default batch 128; needs `geosharp fetch`). The
 //! per-iteration cost is (T(LONG) − T(SHORT)) / (LONG − SHORT) on one batch of MR training
-//! sentences, so the frame and the final evaluation cancel, after an untimed warm-up search.
-//! The baseline is one forward and one backward pass with respect to every parameter
-//! ([`Landscape::loss_and_gradient_at`]): the minimum of 3 at the start, and for each geometry's
-//! ratio the minimum of the two passes timed just before and just after its timed searches, so
-//! that a shared machine's drift over the minutes the bench takes does not enter the ratio.
+//! sentences, so the frame and the final evaluation cancel, after an untimed warm-up search;
+//! each T is the minimum of `REPEATS` runs, the two lengths alternating (one slow run on a
+//! shared machine moved a single difference by half a forward+backward). The unit is one
+//! forward and one backward pass with respect to every parameter
+//! ([`Landscape::loss_and_gradient_at`]): the minimum of 3 at the start, and for each
+//! geometry's ratio the same estimator applied to LONG and SHORT passes alone, timed between
+//! its searches — like with like, so that neither the host's drift over the bench's minutes nor
+//! the bias of a minimum against a mean (a single pass's minimum sat 5–10 % under a typical
+//! pass on this shared machine) enters the ratio.
+//!
+//! Each geometry's line is followed by its own work in one iteration, stage by stage, timed
+//! apart from the model (minimum of 5): the step v(ξ), the step's vector–Jacobian product,
+//! the ascent direction (Riemannian gradient, horizontal projection, norm, normalisation) and
+//! the update to ξ_{k+1}, plus moving the point and the gradient between block and parameter
+//! coordinates. Their sum is what an iteration costs beyond a forward+backward pass, without
+//! the noise of a difference of two long timings. `-- geometry` prints only these.
 
 use std::time::Instant;
 
-use geosharp::geometry::{GeometryConfig, Metric, ZeroWeights};
-use geosharp::measures::{Landscape, Silent, WorstCase, worst_case};
+use geosharp::geometry::{GeometryConfig, Metric, Probes, Product, Tangent, ZeroWeights};
+use geosharp::measures::{
+    Inner, Landscape, Objective, Silent, WorstCase, ascent, next_iterate, project_to_ball,
+    worst_case,
+};
 use geosharp::models::layers::{gelu_by_ops, gelu_on_host};
 use geosharp::symmetry::Symmetric;
 
@@ -23,6 +37,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const SHORT: usize = 2;
 const LONG: usize = 6;
+/// Each search length is timed this many times, alternately; the minimum of each counts.
+const REPEATS: usize = 2;
 
 fn seconds(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -60,8 +76,67 @@ fn gelu_costs(rows: usize, fb: f64) {
     );
 }
 
+/// The minimum over 5 runs of `f`, in milliseconds.
+fn millis<T>(f: impl Fn() -> T) -> f64 {
+    (0..5)
+        .map(|_| seconds(|| drop(f())))
+        .fold(f64::INFINITY, f64::min)
+        * 1e3
+}
+
+/// Prints the geometry's own work in one Auto-PGD iteration, stage by stage, at a random
+/// horizontal ξ on the ρ-sphere, against `fb`.
+fn geometry_costs<M: Objective<common::B>>(
+    landscape: &Landscape<common::B, M>,
+    geometry: &Product<Inner<common::B>>,
+    rho: f64,
+    fb: f64,
+) {
+    let zero = Tangent::zeros_like(landscape.base());
+    let sphere = |seed| {
+        let z = Probes::new(seed).gaussian(&zero);
+        project_to_ball(geometry, &geometry.whiten(&z), rho)
+    };
+    let (xi, xi_prev, egrad) = (sphere(1), sphere(2), Probes::new(3).gaussian(&zero));
+    let layout = landscape.layout();
+    let point = geometry.step(&xi);
+    let flat = layout.scatter(point.clone());
+    let (grad, gnorm) = ascent(geometry, &egrad);
+    let dir = grad.scale_by(&gnorm.recip());
+    let stages = [
+        ("step", millis(|| geometry.step(&xi))),
+        ("to parameters", millis(|| layout.scatter(point.clone()))),
+        ("to blocks", millis(|| layout.gather(&flat))),
+        ("step_vjp", millis(|| geometry.step_vjp(&xi, &egrad))),
+        (
+            "ascent",
+            millis(|| {
+                let (grad, gnorm) = ascent(geometry, &egrad);
+                grad.scale_by(&gnorm.recip())
+            }),
+        ),
+        (
+            "update",
+            millis(|| next_iterate(geometry, &xi, Some(&xi_prev), &dir, 0.2 * rho, 0.75, rho)),
+        ),
+    ];
+    let total: f64 = stages.iter().map(|(_, t)| t).sum();
+    let list: Vec<String> = stages
+        .iter()
+        .map(|(name, t)| format!("{name} {t:.1}"))
+        .collect();
+    println!(
+        "  its own work: {} ms; {:.3} s in all = {:.1} % of forward+backward",
+        list.join(", "),
+        total / 1e3,
+        100.0 * total / 1e3 / fb
+    );
+}
+
 fn main() {
     let batch = common::batch_from_args(128);
+    // `-- geometry`: only the forward+backward and each geometry's own work, no searches.
+    let geometry_only = std::env::args().any(|a| a == "geometry");
     let task = common::minilm_task();
     let device = Default::default();
     let batches = task.batches(batch, batch, &device).expect("batch");
@@ -90,6 +165,12 @@ fn main() {
     let mut adaptive = f64::NAN;
     for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
         let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);
+        if geometry_only {
+            println!("{}", metric.measure_name());
+            let product = landscape.geometry(&geometry).expect("frame");
+            geometry_costs(&landscape, &product, 0.1, fb);
+            continue;
+        }
         let frame = seconds(|| {
             landscape.geometry(&geometry).expect("frame");
         });
@@ -103,15 +184,23 @@ fn main() {
         // A first, untimed search faults in the Auto-PGD state's and the frame's memory, so
         // that it is not charged to whichever of the two timed runs comes first.
         run(SHORT);
-        let before = forward_backward();
-        let per = (run(LONG) - run(SHORT)) / (LONG - SHORT) as f64;
-        let local = before.min(forward_backward());
+        // The passes alone, timed by the same estimator, interleaved with the searches.
+        let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
+        let [mut long, mut short, mut long_fb, mut short_fb] = [f64::INFINITY; 4];
+        for _ in 0..REPEATS {
+            long = long.min(run(LONG));
+            long_fb = long_fb.min(passes(LONG));
+            short = short.min(run(SHORT));
+            short_fb = short_fb.min(passes(SHORT));
+        }
+        let per = (long - short) / (LONG - SHORT) as f64;
+        let local = (long_fb - short_fb) / (LONG - SHORT) as f64;
         if metric == Metric::Adaptive {
             adaptive = per;
         }
         println!(
             "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward ({:.3} s \
-             around it), {:.3}× adaptive",
+             beside it), {:.3}× adaptive",
             metric.measure_name(),
             frame,
             per,
@@ -119,5 +208,7 @@ fn main() {
             local,
             per / adaptive
         );
+        let product = landscape.geometry(&geometry).expect("frame");
+        geometry_costs(&landscape, &product, 0.1, local);
     }
 }

@@ -498,3 +498,47 @@ fn every_step_vjp_matches_a_central_difference_of_the_step() {
     // 6 geometries × first and second order, plus exact for the four that have it.
     assert_eq!(checked, 16);
 }
+
+/// The metric's inner product of f32 parts sums chunks of up to 256 products in f32 and the
+/// chunks in f64: on sizes with every power-of-two factor from 2⁰ to past the chunk (so every
+/// chunk length, and the plain f64 path below 512 entries), it agrees with the exact f64 sum
+/// of the f32 products within 2⁻²⁰·Σ|terms| (about 16 ε_f32), and for positive terms — a
+/// squared norm — within 10⁻⁶ relative.
+#[test]
+fn f32_inner_products_agree_with_the_f64_sum_of_their_products() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let device = Default::default();
+    for n in [
+        1,
+        300,
+        511,
+        2 * 100_003,
+        12 * 9_999,
+        256 * 3_001,
+        4096 * 255 + 4096,
+    ] {
+        let draw = |rng: &mut StdRng| -> Vec<f32> {
+            (0..n)
+                .map(|_| StandardNormal.sample(rng))
+                .map(|x: f64| x as f32)
+                .collect()
+        };
+        let (a, b) = (draw(&mut rng), draw(&mut rng));
+        let part = |v: &[f32]| Tensor::<F32, 1>::from_floats(v, &device).reshape([1, 1, n]);
+        let geometry = Elementwise::euclidean("dot", vec![part(&a)]).unwrap();
+        let products: Vec<f64> = a.iter().zip(&b).map(|(x, y)| f64::from(x * y)).collect();
+        let exact: f64 = products.iter().sum();
+        let size: f64 = products.iter().map(|p| p.abs()).sum();
+        let got = scalar(geometry.inner(&[part(&a)], &[part(&b)]));
+        assert!(
+            (got - exact).abs() <= size * 2f64.powi(-20),
+            "n = {n}: {got} against {exact} (Σ|terms| = {size})"
+        );
+        let squares: f64 = a.iter().map(|x| f64::from(x * x)).sum();
+        let got = scalar(geometry.inner(&[part(&a)], &[part(&a)]));
+        assert!(
+            (got - squares).abs() <= 1e-6 * squares,
+            "n = {n}: ‖a‖² {got} against {squares}"
+        );
+    }
+}

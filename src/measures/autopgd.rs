@@ -205,8 +205,7 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
 
     for k in 0..n {
         let (loss, egrad) = landscape.loss_and_gradient(geometry, &xi, batch, params.gradient);
-        let grad = geometry.horizontal(&geometry.riemannian_gradient(&egrad));
-        let gnorm = geometry.norm(&grad);
+        let (grad, gnorm) = ascent(geometry, &egrad);
         let read = host::to_f64_vec(Tensor::cat(vec![loss.cast(DType::F64), gnorm.clone()], 0));
         let (loss, gn) = (read[0], read[1]);
         if !loss.is_finite() {
@@ -255,18 +254,15 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
                 dir = best_dir.clone().expect("set at k = 0");
             }
         }
-        // ξ_k and ĝ are horizontal and the horizontal space at w is linear, so z only needs
-        // rescaling; the new iterate is projected once, which removes floating-point drift.
-        let z = rescale_to_ball(geometry, &xi.axpy(eta, &dir), rho);
-        let next = if k == 0 {
-            z
-        } else {
-            // ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})
-            let momentum = xi
-                .axpy(alpha, &z.sub(&xi))
-                .axpy(1.0 - alpha, &xi.sub(&xi_prev));
-            project_to_ball(geometry, &momentum, rho)
-        };
+        let next = next_iterate(
+            geometry,
+            &xi,
+            (k > 0).then_some(&xi_prev),
+            &dir,
+            eta,
+            alpha,
+            rho,
+        );
         xi_prev = std::mem::replace(&mut xi, next.detach());
         progress.advance(1);
     }
@@ -288,6 +284,43 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
     info.best_loss = best_loss;
     info.final_step = eta;
     Ok(Maximum { xi: best_xi, info })
+}
+
+/// The horizontal Riemannian gradient P(grad_R L) from the Euclidean gradient ∇_ξ L, and its
+/// norm ‖P(grad_R L)‖_w (a one-element device tensor).
+pub fn ascent<B: Backend>(geometry: &Product<B>, egrad: &Tangent<B>) -> (Tangent<B>, Tensor<B, 1>) {
+    let grad = geometry.horizontal(&geometry.riemannian_gradient(egrad));
+    let norm = geometry.norm(&grad);
+    (grad, norm)
+}
+
+/// One Auto-PGD update: ξ_{k+1} from ξ_k, ξ_{k−1} (`None` at k = 0) and the unit ascent
+/// direction ĝ_k, with step η, momentum α and radius ρ:
+///
+/// z = P_S(ξ_k + η ĝ_k), ξ_{k+1} = P_S(ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})), ξ_1 = z.
+///
+/// ξ_k and ĝ are horizontal and the horizontal space at w is linear, so z only needs
+/// rescaling; the new iterate is projected once, which removes floating-point drift.
+pub fn next_iterate<B: Backend>(
+    geometry: &Product<B>,
+    xi: &Tangent<B>,
+    xi_prev: Option<&Tangent<B>>,
+    dir: &Tangent<B>,
+    eta: f64,
+    alpha: f64,
+    rho: f64,
+) -> Tangent<B> {
+    let z = rescale_to_ball(geometry, &xi.axpy(eta, dir), rho);
+    match xi_prev {
+        None => z,
+        Some(xi_prev) => {
+            // ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})
+            let momentum = xi
+                .axpy(alpha, &z.sub(xi))
+                .axpy(1.0 - alpha, &xi.sub(xi_prev));
+            project_to_ball(geometry, &momentum, rho)
+        }
+    }
 }
 
 /// A unit-norm random horizontal direction (seeded), for a stationary start.

@@ -14,7 +14,10 @@ mod progress;
 mod report;
 mod worst_case;
 
-pub use autopgd::{AutoPgdInfo, AutoPgdParams, Maximum, checkpoints, maximise, project_to_ball};
+pub use autopgd::{
+    AutoPgdInfo, AutoPgdParams, Maximum, ascent, checkpoints, maximise, next_iterate,
+    project_to_ball,
+};
 pub use average_case::{AverageCase, average_case};
 pub use error::Error;
 pub(crate) use error::check_count;
