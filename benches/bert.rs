@@ -165,50 +165,54 @@ fn main() {
     let mut adaptive = f64::NAN;
     for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
         let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);
-        if geometry_only {
+        // The unit of this geometry's own work: the passes timed beside its searches (with
+        // `-- geometry`, those at the start).
+        let unit = if geometry_only {
             println!("{}", metric.measure_name());
-            let product = landscape.geometry(&geometry).expect("frame");
-            geometry_costs(&landscape, &product, 0.1, fb);
-            continue;
-        }
-        let frame = seconds(|| {
-            landscape.geometry(&geometry).expect("frame");
-        });
-        let run = |n| {
-            let config = WorstCase::new(0.1, geometry).with_iterations(n);
-            seconds(|| {
-                worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
-                    .expect("measure");
-            })
+            fb
+        } else {
+            // Dropped at once, so that the timed searches do not run beside a second frame;
+            // `geometry_costs` builds its own afterwards.
+            let frame = seconds(|| {
+                landscape.geometry(&geometry).expect("frame");
+            });
+            let run = |n| {
+                let config = WorstCase::new(0.1, geometry).with_iterations(n);
+                seconds(|| {
+                    worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
+                        .expect("measure");
+                })
+            };
+            // A first, untimed search faults in the Auto-PGD state's and the frame's memory, so
+            // that it is not charged to whichever of the two timed runs comes first.
+            run(SHORT);
+            // The passes alone, timed by the same estimator, interleaved with the searches.
+            let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
+            let [mut long, mut short, mut long_fb, mut short_fb] = [f64::INFINITY; 4];
+            for _ in 0..REPEATS {
+                long = long.min(run(LONG));
+                long_fb = long_fb.min(passes(LONG));
+                short = short.min(run(SHORT));
+                short_fb = short_fb.min(passes(SHORT));
+            }
+            let per = (long - short) / (LONG - SHORT) as f64;
+            let local = (long_fb - short_fb) / (LONG - SHORT) as f64;
+            if metric == Metric::Adaptive {
+                adaptive = per;
+            }
+            println!(
+                "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward ({:.3} s \
+                 beside it), {:.3}× adaptive",
+                metric.measure_name(),
+                frame,
+                per,
+                per / local,
+                local,
+                per / adaptive
+            );
+            local
         };
-        // A first, untimed search faults in the Auto-PGD state's and the frame's memory, so
-        // that it is not charged to whichever of the two timed runs comes first.
-        run(SHORT);
-        // The passes alone, timed by the same estimator, interleaved with the searches.
-        let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
-        let [mut long, mut short, mut long_fb, mut short_fb] = [f64::INFINITY; 4];
-        for _ in 0..REPEATS {
-            long = long.min(run(LONG));
-            long_fb = long_fb.min(passes(LONG));
-            short = short.min(run(SHORT));
-            short_fb = short_fb.min(passes(SHORT));
-        }
-        let per = (long - short) / (LONG - SHORT) as f64;
-        let local = (long_fb - short_fb) / (LONG - SHORT) as f64;
-        if metric == Metric::Adaptive {
-            adaptive = per;
-        }
-        println!(
-            "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward ({:.3} s \
-             beside it), {:.3}× adaptive",
-            metric.measure_name(),
-            frame,
-            per,
-            per / local,
-            local,
-            per / adaptive
-        );
         let product = landscape.geometry(&geometry).expect("frame");
-        geometry_costs(&landscape, &product, 0.1, local);
+        geometry_costs(&landscape, &product, 0.1, unit);
     }
 }

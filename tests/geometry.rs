@@ -500,8 +500,8 @@ fn every_step_vjp_matches_a_central_difference_of_the_step() {
 }
 
 /// The metric's inner product of f32 parts sums chunks of up to 256 products in f32 and the
-/// chunks in f64: on sizes with every power-of-two factor from 2⁰ to past the chunk (so every
-/// chunk length, and the plain f64 path below 512 entries), it agrees with the exact f64 sum
+/// chunks in f64: on sizes whose largest power-of-two factor is 2⁰, 2¹, 2², 2⁸ or 2²⁰ (chunks
+/// of 2, 4 and the full 256 entries, and the plain f64 path below 512 entries), it agrees with the exact f64 sum
 /// of the f32 products within 2⁻²⁰·Σ|terms| (about 16 ε_f32), and for positive terms — a
 /// squared norm — within 10⁻⁶ relative.
 #[test]

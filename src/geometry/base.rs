@@ -230,9 +230,9 @@ pub(crate) const DOT_CHUNK: usize = 256;
 ///
 /// An f32 product of at least 2·[`DOT_CHUNK`] entries is summed in f32 over chunks of c
 /// consecutive entries, c the largest power of two dividing the number of entries up to
-/// [`DOT_CHUNK`], and the chunks' sums in f64. A chunk's f32 sum is within (c − 1)·ε_f32·Σ|terms| ≈ 1.5·10⁻⁵·Σ|terms| of exact (at c = 256;
-/// ε_f32 = 2⁻²⁴), and about √c·ε_f32 ≈ 10⁻⁶ of it typically, the accuracy of the f32 terms
-/// themselves, while the sum over the 10⁴–10⁵ chunks of a large parameter stays as exact as
+/// [`DOT_CHUNK`], and the chunks' sums in f64. A chunk's f32 sum is within
+/// (c − 1)·ε_f32·Σ|terms| ≈ 1.5·10⁻⁵·Σ|terms| of exact (at c = 256; ε_f32 = 2⁻²⁴), and about
+/// √c·ε_f32 ≈ 10⁻⁶ of it typically, the accuracy of the f32 terms themselves, while the sum over the 10⁴–10⁵ chunks of a large parameter stays as exact as
 /// f64 allows. Casting every product to f64 instead (a pass writing twice the tensor's bytes,
 /// then a pass reading them) took as long as the two multiplications of a weighted norm.
 pub(crate) fn dot<B: Backend>(a: Tensor<B, 3>, b: Tensor<B, 3>) -> Tensor<B, 1> {
