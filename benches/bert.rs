@@ -27,6 +27,7 @@ use geosharp::measures::{
     Inner, Landscape, Objective, Silent, WorstCase, ascent, next_iterate, project_to_ball,
     worst_case,
 };
+use geosharp::models::Packing;
 use geosharp::models::layers::{gelu_by_ops, gelu_on_host};
 use geosharp::symmetry::Symmetric;
 
@@ -133,6 +134,31 @@ fn geometry_costs<M: Objective<common::B>>(
     );
 }
 
+/// Writes the timed batch's token ids, mask and labels to `target/bert-bench-batch-BATCH.json`,
+/// so that `benches/pytorch/reference.py` times the very same batch.
+fn write_batch(data: &geosharp::models::TextBatch<common::B>, batch: usize) {
+    let rows = |t: &burn::tensor::Tensor<common::B, 2, burn::tensor::Int>| {
+        let [_, width] = t.dims();
+        let v = t.to_data().convert::<i64>().into_vec::<i64>().expect("ids");
+        v.chunks(width).map(<[i64]>::to_vec).collect::<Vec<_>>()
+    };
+    let mask = data.input.mask.clone().int();
+    let labels = data.labels.to_data().convert::<i64>().into_vec::<i64>();
+    let json = serde_json::json!({
+        "ids": rows(&data.input.ids),
+        "mask": rows(&mask),
+        "labels": labels.expect("labels"),
+    });
+    let path = std::path::Path::new("target").join(format!("bert-bench-batch-{batch}.json"));
+    match std::fs::write(&path, json.to_string()) {
+        Ok(()) => println!(
+            "the batch is in {} (for benches/pytorch/reference.py)",
+            path.display()
+        ),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+}
+
 fn main() {
     let batch = common::batch_from_args(128);
     // `-- geometry`: only the forward+backward and each geometry's own work, no searches.
@@ -143,11 +169,15 @@ fn main() {
     let data = &batches[0];
     let landscape =
         Landscape::new(task.model.clone(), &task.model.symmetries()).expect("landscape");
+    // The token-wise layers see only the real tokens (`models::packing`).
+    let real = Packing::from_mask(&data.input.mask).real();
+    write_batch(data, batch);
     println!(
-        "MiniLM-L6 + head ({} parameters), one MR batch of {} sentences × {} tokens",
+        "MiniLM-L6 + head ({} parameters), one MR batch of {} sentences × {} tokens ({} real)",
         landscape.table().numel(),
         batch,
-        data.input.ids.dims()[1]
+        data.input.ids.dims()[1],
+        real
     );
     let forward_backward = || {
         seconds(|| {
@@ -161,7 +191,7 @@ fn main() {
         .map(|_| forward_backward())
         .fold(f64::INFINITY, f64::min);
     println!("forward+backward: {:.3} s (min of 3)", fb);
-    gelu_costs(batch * data.input.ids.dims()[1], fb);
+    gelu_costs(real, fb);
     let mut adaptive = f64::NAN;
     for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
         let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);

@@ -10,15 +10,18 @@
 //! Shapes: input ids `[batch, tokens]` → hidden states `[batch, tokens, hidden]` → pooled
 //! `[batch, hidden]` → logits `[batch, classes]`. The attention mask is 1 for real tokens and 0
 //! for padding; padded keys get −10⁹ added to their scores, and pooling averages over real
-//! tokens only.
+//! tokens only. Inside the encoder the batch is *packed* ([`super::packing`]): the embeddings
+//! and every token-wise layer run on the `[real, hidden]` rows of the real tokens alone, and
+//! only attention's scores see the padded layout.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use serde::Deserialize;
 
-use super::layers::{dense, gelu, multi_head};
+use super::layers::{attend, gelu};
 use super::loss::cross_entropy;
+use super::packing::Packing;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
 
@@ -218,35 +221,48 @@ pub struct Encoded<B: Backend> {
 }
 
 impl<B: Backend> BertSelfAttention<B> {
-    fn forward(&self, x: Tensor<B, 3>, additive_mask: Tensor<B, 4>) -> Tensor<B, 3> {
-        multi_head(
-            &self.query,
-            &self.key,
-            &self.value,
+    /// Packed `[real, hidden]` → packed attention context `[real, hidden]` (before W_O): the
+    /// projections run on the packed rows, the scores on the padded layout.
+    fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        packing: &Packing<B>,
+        additive_mask: Tensor<B, 4>,
+    ) -> Tensor<B, 2> {
+        let project = |linear: &Linear<B>| packing.unpack(linear.forward(x.clone()));
+        let context = attend(
+            project(&self.query),
+            project(&self.key),
+            project(&self.value),
             self.heads,
-            x,
             Some(additive_mask),
-        )
+        );
+        packing.pack(context)
     }
 }
 
 impl<B: Backend> BertLayer<B> {
-    /// One post-LayerNorm layer: `[batch, tokens, hidden]` → same shape; `additive_mask` is
-    /// [`additive_mask`] of the batch's attention mask.
-    pub fn forward(&self, x: Tensor<B, 3>, additive_mask: Tensor<B, 4>) -> Tensor<B, 3> {
+    /// One post-LayerNorm layer on a packed batch: `[real, hidden]` → same shape, the real
+    /// tokens of `packing`; `additive_mask` is [`additive_mask`] of the batch's attention mask.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 2>,
+        packing: &Packing<B>,
+        additive_mask: Tensor<B, 4>,
+    ) -> Tensor<B, 2> {
         let context = self
             .attention
             .self_attention
-            .forward(x.clone(), additive_mask);
+            .forward(x.clone(), packing, additive_mask);
         let attended = self
             .attention
             .output
             .layer_norm
-            .forward(dense(&self.attention.output.dense, context) + x);
-        let expanded = gelu(dense(&self.intermediate.dense, attended.clone()));
+            .forward(self.attention.output.dense.forward(context) + x);
+        let expanded = gelu(self.intermediate.dense.forward(attended.clone()));
         self.output
             .layer_norm
-            .forward(dense(&self.output.dense, expanded) + attended)
+            .forward(self.output.dense.forward(expanded) + attended)
     }
 }
 
@@ -280,23 +296,42 @@ impl<B: Backend> BertModel<B> {
     }
 
     /// Hidden states after the embeddings and the first `layers` layers (all of them when
-    /// `layers` exceeds the depth), `[batch, tokens, hidden]`.
+    /// `layers` exceeds the depth), `[batch, tokens, hidden]`, zeros at padded positions.
     pub fn hidden_states(&self, input: &Encoded<B>, layers: usize) -> Tensor<B, 3> {
+        let (x, packing) = self.packed_hidden_states(input, layers);
+        packing.unpack(x)
+    }
+
+    /// [`Self::hidden_states`] of the real tokens only, `[real, hidden]`, with their packing.
+    pub fn packed_hidden_states(
+        &self,
+        input: &Encoded<B>,
+        layers: usize,
+    ) -> (Tensor<B, 2>, Packing<B>) {
         let [n, t] = input.ids.dims();
         let device = input.ids.device();
+        let packing = Packing::from_mask(&input.mask);
         let positions = Tensor::<B, 1, Int>::arange(0..t as i64, &device)
             .reshape([1, t])
             .expand([n, t]);
+        // `Embedding::forward` takes `[batch, seq]`: the packed tokens as one sequence.
+        let real = packing.real();
+        let embed = |table: &Embedding<B>, ids: Tensor<B, 2, Int>| {
+            let d = table.weight.dims()[1];
+            table
+                .forward(packing.pack_ids(ids).reshape([1, real]))
+                .reshape([real, d])
+        };
         let e = &self.embeddings;
-        let embedded = e.word_embeddings.forward(input.ids.clone())
-            + e.position_embeddings.forward(positions)
-            + e.token_type_embeddings.forward(input.types.clone());
+        let embedded = embed(&e.word_embeddings, input.ids.clone())
+            + embed(&e.position_embeddings, positions)
+            + embed(&e.token_type_embeddings, input.types.clone());
         let mut x = e.layer_norm.forward(embedded);
         let additive = additive_mask(&input.mask);
         for layer in self.encoder.layer.iter().take(layers) {
-            x = layer.forward(x, additive.clone());
+            x = layer.forward(x, &packing, additive.clone());
         }
-        x
+        (x, packing)
     }
 
     /// Mean of the hidden states over real tokens, L2-normalised: the sentence embedding of

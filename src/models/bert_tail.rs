@@ -18,6 +18,7 @@ use burn::prelude::{Backend, Int, Tensor};
 
 use super::bert::{BertLayer, BertModel, additive_mask, mean_pool_normalized};
 use super::loss::cross_entropy;
+use super::packing::Packing;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
 
@@ -60,14 +61,16 @@ impl<B: Backend> BertTail<B> {
     }
 
     /// The sentence embedding `[batch, hidden]` from the frozen layers' hidden states: the
-    /// tail's layers, then mean pooling over real tokens and L2 normalisation.
+    /// tail's layers (on the real tokens only, [`super::packing`]), then mean pooling over
+    /// real tokens and L2 normalisation.
     pub fn pooled(&self, hidden: Tensor<B, 3>, mask: &Tensor<B, 2>) -> Tensor<B, 2> {
         let additive = additive_mask(mask);
-        let mut x = hidden;
+        let packing = Packing::from_mask(mask);
+        let mut x = packing.pack(hidden);
         for layer in &self.layer {
-            x = layer.forward(x, additive.clone());
+            x = layer.forward(x, &packing, additive.clone());
         }
-        mean_pool_normalized(x, mask)
+        mean_pool_normalized(packing.unpack(x), mask)
     }
 
     /// Class logits `[batch, classes]` from the frozen layers' hidden states.

@@ -139,12 +139,29 @@ pub fn multi_head<B: Backend>(
     x: Tensor<B, 3>,
     additive_mask: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 3> {
-    let [n, t, d] = x.dims();
+    attend(
+        dense(query, x.clone()),
+        dense(key, x.clone()),
+        dense(value, x),
+        heads,
+        additive_mask,
+    )
+}
+
+/// softmax(q⁽ⁱ⁾ k⁽ⁱ⁾ᵀ / √h + mask) v⁽ⁱ⁾ per head i, heads concatenated: projected queries, keys
+/// and values `[n, t, d]` → `[n, t, d]` (the core of [`multi_head`], also run on the unpacked
+/// projections of a packed batch, [`super::packing`]).
+pub fn attend<B: Backend>(
+    q: Tensor<B, 3>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+    heads: usize,
+    additive_mask: Option<Tensor<B, 4>>,
+) -> Tensor<B, 3> {
+    let [n, t, d] = q.dims();
     let h = d / heads;
     let split = |y: Tensor<B, 3>| y.reshape([n, t, heads, h]).swap_dims(1, 2);
-    let q = split(dense(query, x.clone()));
-    let k = split(dense(key, x.clone()));
-    let v = split(dense(value, x));
+    let (q, k, v) = (split(q), split(k), split(v));
     let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((h as f64).sqrt());
     let scores = match additive_mask {
         Some(mask) => scores + mask,

@@ -7,10 +7,12 @@ pub mod diagonal;
 pub mod gelu_kernel;
 pub mod layers;
 pub mod loss;
+pub mod packing;
 pub mod vit;
 
 pub use attention::{SequenceBatch, TinyAttention, TinyAttentionConfig};
 pub use bert::{BertClassifier, BertConfig, BertModel, Encoded, TextBatch};
 pub use bert_tail::{BertTail, TailBatch};
 pub use diagonal::{DiagonalNet, RegressionBatch};
+pub use packing::Packing;
 pub use vit::{ImageBatch, Vit, VitConfig};
