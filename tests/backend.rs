@@ -6,7 +6,8 @@
 //! arithmetic that now runs on rayon's threads must give exactly what the same operation gives
 //! element by element — whether it overwrote a unique operand or collected into a new buffer —
 //! and a product split across threads must be the row-by-row product bit for bit, or, split
-//! over a long inner dimension, the exact sum to rounding and the same on every run.
+//! over a long inner dimension, the exact sum to rounding and the same on every run; and the
+//! maximum along an axis, now taken directly, must be the value upstream gathered at the argmax.
 
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
@@ -294,4 +295,45 @@ fn split_matrix_products_match_their_unsplit_sums() {
         );
         assert!(all[i * n..(i + 1) * n] == row[..], "row {i}");
     }
+}
+
+/// Upstream's maximum along an axis: the argmax, then the value gathered at it.
+fn max_by_argmax<const D: usize>(t: Tensor<B, D>, dim: usize) -> Vec<f32> {
+    let index = t.clone().argmax(dim);
+    values(t.gather(dim, index))
+}
+
+#[test]
+fn the_maximum_along_an_axis_is_upstream_s_argmax_then_gather_bit_for_bit() {
+    // Values repeat (ties: the first one counts) and include NaN, first in some lanes and
+    // later in others (upstream keeps a first NaN and skips a later one).
+    let mut v: Vec<f32> = entries(ROWS * COLS, 7)
+        .into_iter()
+        .map(|x| (x * 4.0).round() / 4.0)
+        .collect();
+    for lane in (0..ROWS).step_by(17) {
+        v[lane * COLS] = f32::NAN;
+        v[lane * COLS + 3 + lane % 5] = f32::NAN;
+    }
+    let bits = |xs: Vec<f32>| xs.into_iter().map(f32::to_bits).collect::<Vec<_>>();
+    // Along the last axis of a large array: rayon's path; along the first and on a small
+    // array: the sequential one.
+    let large = tensor(v.clone(), [ROWS, COLS]);
+    for dim in [1, 0] {
+        let got = large.clone().max_dim(dim);
+        assert_eq!(got.dims()[dim], 1);
+        assert_eq!(bits(values(got)), bits(max_by_argmax(large.clone(), dim)));
+    }
+    let small = tensor(v[..6 * COLS].to_vec(), [6, COLS]);
+    assert_eq!(
+        bits(values(small.clone().max_dim(1))),
+        bits(max_by_argmax(small, 1))
+    );
+    // A 4-D attention-like tensor along its last axis.
+    let scores = Tensor::<B, 1>::from_data(TensorData::new(v, [ROWS * COLS]), &Default::default())
+        .reshape([10, 6, ROWS * COLS / 60 / 50, 50]);
+    assert_eq!(
+        bits(values(scores.clone().max_dim(3))),
+        bits(max_by_argmax(scores, 3))
+    );
 }

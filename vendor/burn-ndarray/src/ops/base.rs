@@ -1113,6 +1113,36 @@ where
         cummax_dim(tensor, dim)
     }
 
+    /// geosharp patch: the maximum along `dim` directly (upstream's `float_max_dim` took the
+    /// argmax, then gathered the value at it): each lane's first element, replaced by each
+    /// later one strictly greater — the same value bit for bit, without the index array and
+    /// the gather; along the last axis of a large standard-layout array on rayon's threads.
+    pub fn max_dim(tensor: SharedArray<E>, dim: usize) -> SharedArray<E>
+    where
+        E: PartialOrd,
+    {
+        let mut shape = tensor.shape().to_vec();
+        shape[dim] = 1;
+        #[cfg(feature = "multi-threads")]
+        if dim + 1 == tensor.ndim() {
+            if let Some(maxima) = super::par::max_lanes(&tensor, tensor.shape()[dim]) {
+                return ndarray::Array::from_shape_vec(shape, maxima)
+                    .expect("one maximum per lane")
+                    .into_shared();
+            }
+        }
+        let maxima = tensor.map_axis(Axis(dim), |lane| {
+            let first = lane[0];
+            lane.iter()
+                .skip(1)
+                .fold(first, |acc, &e| if e > acc { e } else { acc })
+        });
+        maxima
+            .into_shape_with_order(shape)
+            .expect("the axis kept with length 1")
+            .into_shared()
+    }
+
     pub fn argmax<I: NdArrayElement + PartialOrd>(
         tensor: SharedArray<E>,
         dim: usize,

@@ -146,3 +146,33 @@ where
         .expect("same number of elements")
         .into_shared())
 }
+
+/// geosharp patch: the maximum of every lane of `lane` consecutive elements of a
+/// standard-layout array (the maxima along its last axis), on rayon's threads; `None` where
+/// the fast path does not apply.
+pub(crate) fn max_lanes<E>(array: &SharedArray<E>, lane: usize) -> Option<Vec<E>>
+where
+    E: Copy + PartialOrd + Send + Sync,
+{
+    if lane == 0 || array.len() < MIN_PAR || !array.is_standard_layout() {
+        return None;
+    }
+    let data = array.as_slice()?;
+    let lanes_per_task = (CHUNK / lane).max(1);
+    // rayon collects in order: lane i's maximum lands at i.
+    let mut out = Vec::with_capacity(data.len() / lane);
+    out.par_extend(
+        data.par_chunks(lane * lanes_per_task)
+            .flat_map_iter(|block| block.chunks(lane).map(lane_max)),
+    );
+    Some(out)
+}
+
+/// geosharp patch: a lane's maximum as upstream's argmax-then-gather found it, bit for bit:
+/// the first element, replaced by each later one strictly greater (so a NaN counts only in
+/// first place).
+pub(crate) fn lane_max<E: Copy + PartialOrd>(lane: &[E]) -> E {
+    lane[1..]
+        .iter()
+        .fold(lane[0], |acc, &e| if e > acc { e } else { acc })
+}

@@ -452,6 +452,14 @@ where
         })
     }
 
+    // geosharp patch: the maximum along an axis directly, on rayon's threads along the last
+    // axis (upstream's default took the argmax, then gathered: a softmax's max on one core).
+    fn float_max_dim(tensor: FloatTensor<Self>, dim: usize) -> FloatTensor<Self> {
+        execute_with_float_dtype!(tensor, FloatElem, |array: SharedArray<FloatElem>| {
+            NdArrayMathOps::max_dim(array, dim)
+        })
+    }
+
     fn float_argmax(tensor: FloatTensor<Self>, dim: usize, out_dtype: IntDType) -> NdArrayTensor {
         // Use view() for zero-copy on borrowed storage
         execute_with_int_out_dtype!(out_dtype, I, {
