@@ -303,7 +303,7 @@ impl<B: Backend> BertModel<B> {
     }
 
     /// [`Self::hidden_states`] of the real tokens only, `[real, hidden]`, with their packing.
-    pub fn packed_hidden_states(
+    fn packed_hidden_states(
         &self,
         input: &Encoded<B>,
         layers: usize,

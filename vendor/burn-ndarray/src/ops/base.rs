@@ -1131,12 +1131,7 @@ where
                     .into_shared();
             }
         }
-        let maxima = tensor.map_axis(Axis(dim), |lane| {
-            let first = lane[0];
-            lane.iter()
-                .skip(1)
-                .fold(first, |acc, &e| if e > acc { e } else { acc })
-        });
+        let maxima = tensor.map_axis(Axis(dim), |lane| lane_max(lane.iter()));
         maxima
             .into_shape_with_order(shape)
             .expect("the axis kept with length 1")
@@ -1582,6 +1577,16 @@ fn arg<E: NdArrayElement + PartialOrd, I: NdArrayElement + PartialOrd>(
 }
 
 /// View-based argmax/argmin - zero-copy for borrowed storage.
+/// geosharp patch: a lane's maximum as upstream's argmax-then-gather found it, bit for bit:
+/// the first element, replaced by each later one strictly greater (so a NaN counts only in
+/// first place). Panics on an empty lane, as upstream's `arr[0]` did.
+pub(crate) fn lane_max<'a, E: Copy + PartialOrd + 'a>(
+    mut lane: impl Iterator<Item = &'a E>,
+) -> E {
+    let first = *lane.next().expect("a lane of at least one element");
+    lane.fold(first, |acc, &e| if e > acc { e } else { acc })
+}
+
 fn arg_view<E: NdArrayElement + PartialOrd, I: NdArrayElement + PartialOrd>(
     view: ArrayView<'_, E, IxDyn>,
     dim: usize,

@@ -163,16 +163,7 @@ where
     let mut out = Vec::with_capacity(data.len() / lane);
     out.par_extend(
         data.par_chunks(lane * lanes_per_task)
-            .flat_map_iter(|block| block.chunks(lane).map(lane_max)),
+            .flat_map_iter(|block| block.chunks(lane).map(|l| super::base::lane_max(l.iter()))),
     );
     Some(out)
-}
-
-/// geosharp patch: a lane's maximum as upstream's argmax-then-gather found it, bit for bit:
-/// the first element, replaced by each later one strictly greater (so a NaN counts only in
-/// first place).
-pub(crate) fn lane_max<E: Copy + PartialOrd>(lane: &[E]) -> E {
-    lane[1..]
-        .iter()
-        .fold(lane[0], |acc, &e| if e > acc { e } else { acc })
 }
