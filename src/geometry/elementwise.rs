@@ -27,8 +27,9 @@
 
 use burn::prelude::{Backend, Tensor};
 
-use super::base::{GeodesicStep, Geometry, dot};
+use super::base::{GeodesicStep, Geometry};
 use super::error::Error;
+use super::fused::weighted_dot;
 use crate::host;
 
 /// Weights with |w| below this count as zero under metrics that divide by them (see the module
@@ -210,8 +211,8 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
             .zip(v)
             .enumerate()
             .map(|(i, (u, v))| match &self.frame {
-                Some(f) => dot(u.clone() * f.inv_w2[i].clone(), v.clone()),
-                None => dot(u.clone(), v.clone()),
+                Some(f) => weighted_dot(u, v, Some(&f.inv_w2[i])),
+                None => weighted_dot(u, v, None),
             });
         sum_scalars(terms)
     }

@@ -12,6 +12,7 @@ mod base;
 pub mod checks;
 mod elementwise;
 mod error;
+pub mod fused;
 pub mod host;
 mod probes;
 mod product;

@@ -2,6 +2,8 @@
 
 use burn::prelude::{Backend, Tensor};
 
+use super::fused;
+
 /// A tangent vector: one rank-3 tensor per part, in [`BlockLayout`](crate::symmetry::BlockLayout)
 /// order. Points in block coordinates are plain `Vec<Tensor<B, 3>>` of the same shapes.
 ///
@@ -26,22 +28,44 @@ impl<B: Backend> Tangent<B> {
 
     /// self + other.
     pub fn add(&self, other: &Self) -> Self {
-        self.zip(other, |a, b| a + b)
+        Self::combination(&[(1.0, self), (1.0, other)])
     }
 
     /// self − other.
     pub fn sub(&self, other: &Self) -> Self {
-        self.zip(other, |a, b| a - b)
+        Self::combination(&[(1.0, self), (-1.0, other)])
     }
 
     /// self + a · x.
     pub fn axpy(&self, a: f64, x: &Self) -> Self {
-        self.zip(x, |s, x| s + x.mul_scalar(a))
+        Self::combination(&[(1.0, self), (a, x)])
     }
 
     /// a · self.
     pub fn scale(&self, a: f64) -> Self {
-        self.map(|p| p.mul_scalar(a))
+        Self::combination(&[(a, self)])
+    }
+
+    /// Σₖ cₖ xₖ over one to three vectors, part by part in one pass each where the device is
+    /// the host ([`fused::combination`]).
+    ///
+    /// # Panics
+    /// If `terms` is empty or longer than three, or the vectors' parts differ in number or
+    /// shape (programming errors).
+    pub fn combination(terms: &[(f64, &Self)]) -> Self {
+        let n = terms[0].1.parts.len();
+        assert!(
+            terms.iter().all(|(_, x)| x.parts.len() == n),
+            "tangent vectors of one layout"
+        );
+        Self::new(
+            (0..n)
+                .map(|i| {
+                    let parts: Vec<_> = terms.iter().map(|(c, x)| (*c, &x.parts[i])).collect();
+                    fused::combination(&parts)
+                })
+                .collect(),
+        )
     }
 
     /// s · self for a one-element device tensor s of any float dtype (no host round trip).
@@ -66,15 +90,5 @@ impl<B: Backend> Tangent<B> {
     /// Applies `f` to every part.
     pub fn map(&self, f: impl Fn(Tensor<B, 3>) -> Tensor<B, 3>) -> Self {
         Self::new(self.parts.iter().cloned().map(f).collect())
-    }
-
-    fn zip(&self, other: &Self, f: impl Fn(Tensor<B, 3>, Tensor<B, 3>) -> Tensor<B, 3>) -> Self {
-        Self::new(
-            self.parts
-                .iter()
-                .zip(&other.parts)
-                .map(|(a, b)| f(a.clone(), b.clone()))
-                .collect(),
-        )
     }
 }

@@ -300,7 +300,11 @@ pub fn ascent<B: Backend>(geometry: &Product<B>, egrad: &Tangent<B>) -> (Tangent
 /// z = P_S(ξ_k + η ĝ_k), ξ_{k+1} = P_S(ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})), ξ_1 = z.
 ///
 /// ξ_k and ĝ are horizontal and the horizontal space at w is linear, so z only needs
-/// rescaling; the new iterate is projected once, which removes floating-point drift.
+/// rescaling: z = s₁ y with y = ξ_k + η ĝ_k and s₁ = min(1, ρ/‖y‖_w). The momentum point is
+/// then the combination α s₁ y + 2(1 − α) ξ_k − (1 − α) ξ_{k−1}, one pass over memory where
+/// the device is the host ([`Tangent::combination`]) instead of five, and it is projected
+/// once, which removes floating-point drift. s₁ is read back to the host: one scalar per
+/// iteration, beside the loss that Auto-PGD reads anyway.
 pub fn next_iterate<B: Backend>(
     geometry: &Product<B>,
     xi: &Tangent<B>,
@@ -310,14 +314,14 @@ pub fn next_iterate<B: Backend>(
     alpha: f64,
     rho: f64,
 ) -> Tangent<B> {
-    let z = rescale_to_ball(geometry, &xi.axpy(eta, dir), rho);
+    let y = xi.axpy(eta, dir);
+    // ρ/‖y‖ is +inf for y = 0, and min(1, +inf) = 1.
+    let s1 = (rho / host::scalar(geometry.norm(&y))).min(1.0);
     match xi_prev {
-        None => z,
+        None => y.scale(s1),
         Some(xi_prev) => {
-            // ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})
-            let momentum = xi
-                .axpy(alpha, &z.sub(xi))
-                .axpy(1.0 - alpha, &xi.sub(xi_prev));
+            let c = 1.0 - alpha;
+            let momentum = Tangent::combination(&[(alpha * s1, &y), (2.0 * c, xi), (-c, xi_prev)]);
             project_to_ball(geometry, &momentum, rho)
         }
     }

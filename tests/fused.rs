@@ -1,0 +1,260 @@
+//! geometry::fused: its one-pass tangent arithmetic must be Burn's own arithmetic (bit for bit
+//! where the module says so), its weighted dot product the f64 sum of the same f32 terms,
+//! independent of the number of threads; it must take the host path exactly where it can and
+//! fall back to the same values elsewhere; and Auto-PGD's update written with it must be the
+//! textbook update.
+
+mod common;
+
+use burn::backend::{Autodiff, NdArray};
+use burn::module::ParamId;
+use burn::prelude::{Backend, Tensor, TensorData};
+use burn::tensor::DType;
+use geosharp::geometry::fused::{CHUNK, combination, on_host, weighted_dot};
+use geosharp::geometry::{GeometryConfig, Metric, Probes, Product, Tangent};
+use geosharp::host::{scalar, to_f64_vec};
+use geosharp::measures::{next_iterate, project_to_ball};
+use geosharp::params::{ParamEntry, ParamTable};
+use geosharp::symmetry::{BlockLayout, Factor, HeadAxis, Symmetry};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+
+type F32 = NdArray<f32>;
+type F64 = NdArray<f64>;
+
+/// Deterministic values of both signs, none zero.
+fn entries(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let k = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 20_011;
+            (k as f32 - 10_005.5) / 1_000.0
+        })
+        .collect()
+}
+
+fn tensor<B: Backend>(values: Vec<f32>, shape: [usize; 3]) -> Tensor<B, 3> {
+    Tensor::from_data(
+        TensorData::new(values, shape),
+        (&Default::default(), DType::F32),
+    )
+}
+
+fn bits<B: Backend>(t: Tensor<B, 3>) -> Vec<u32> {
+    t.into_data()
+        .into_vec::<f32>()
+        .expect("f32")
+        .iter()
+        .map(|x| x.to_bits())
+        .collect()
+}
+
+/// A small shape (one task) and one over several chunks that is not a multiple of a chunk.
+const SHAPES: [[usize; 3]; 2] = [[2, 3, 7], [3, CHUNK / 64 + 1, 65]];
+
+#[test]
+fn combinations_are_burn_s_arithmetic_bit_for_bit() {
+    for shape in SHAPES {
+        let n = shape.iter().product();
+        let [x, y, z] = [1, 2, 3].map(|s| tensor::<F32>(entries(n, s), shape));
+        assert!(on_host(&x), "an f32 ndarray tensor takes the host path");
+        let cases: [(Tensor<F32, 3>, Tensor<F32, 3>); 5] = [
+            (combination(&[(0.3, &x)]), x.clone().mul_scalar(0.3)),
+            (
+                combination(&[(1.0, &x), (0.7, &y)]),
+                x.clone() + y.clone().mul_scalar(0.7),
+            ),
+            (combination(&[(1.0, &x), (-1.0, &y)]), x.clone() - y.clone()),
+            (combination(&[(1.0, &x), (1.0, &y)]), x.clone() + y.clone()),
+            (
+                combination(&[(0.45, &x), (0.5, &y), (-0.25, &z)]),
+                x.clone().mul_scalar(0.45)
+                    + y.clone().mul_scalar(0.5)
+                    + z.clone().mul_scalar(-0.25),
+            ),
+        ];
+        for (i, (fused, ops)) in cases.into_iter().enumerate() {
+            assert_eq!(bits(fused), bits(ops), "case {i}, shape {shape:?}");
+        }
+    }
+}
+
+#[test]
+fn the_host_path_is_taken_only_for_f32_buffers_in_standard_layout() {
+    let shape = [3, 40, 30];
+    let n = shape.iter().product();
+    let x = tensor::<F32>(entries(n, 1), shape);
+    let y = tensor::<F32>(entries(n, 2), shape);
+    // A transposed view is strided: its buffer is not in row-major order.
+    let (xt, yt) = (x.clone().swap_dims(1, 2), y.clone().swap_dims(1, 2));
+    assert!(!on_host(&xt));
+    let x64 = Tensor::<F64, 3>::from_data(x.to_data(), (&Default::default(), DType::F64));
+    assert!(!on_host(&x64), "f64 falls back");
+    let xad = tensor::<Autodiff<F32>>(entries(n, 1), shape);
+    assert!(!on_host(&xad), "the autodiff backend falls back");
+    // The fallbacks give the same values as the host path.
+    let strided = combination(&[(0.45, &xt), (0.5, &yt)]);
+    let direct = combination(&[(0.45, &x), (0.5, &y)]).swap_dims(1, 2);
+    assert_eq!(bits(strided), bits(direct));
+    let yad = tensor::<Autodiff<F32>>(entries(n, 2), shape);
+    let ad = combination(&[(0.45, &xad), (0.5, &yad)]);
+    assert_eq!(bits(ad), bits(combination(&[(0.45, &x), (0.5, &y)])));
+    let (d_strided, d_direct) = (
+        scalar(weighted_dot(&xt, &yt, None)),
+        scalar(weighted_dot(&x, &y, None)),
+    );
+    assert!(
+        ((d_strided - d_direct) / d_direct).abs() < 1e-6,
+        "{d_strided} against {d_direct}"
+    );
+}
+
+/// Σ f32(f32(u·w)·v) in f64, one term after another.
+fn reference(u: &[f32], v: &[f32], w: Option<&[f32]>) -> f64 {
+    (0..u.len())
+        .map(|i| f64::from(w.map_or(u[i] * v[i], |w| (u[i] * w[i]) * v[i])))
+        .sum()
+}
+
+#[test]
+fn weighted_dots_are_the_f64_sum_of_the_f32_terms_on_any_number_of_threads() {
+    for shape in SHAPES {
+        let n = shape.iter().product();
+        let (u, v, w) = (entries(n, 4), entries(n, 5), entries(n, 6));
+        let [tu, tv, tw] = [&u, &v, &w].map(|x| tensor::<F32>(x.clone(), shape));
+        for weighted in [false, true] {
+            let tw = weighted.then_some(&tw);
+            let exact = reference(&u, &v, weighted.then_some(w.as_slice()));
+            let on = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .expect("pool")
+                    .install(|| scalar(weighted_dot(&tu, &tv, tw)))
+            };
+            let (one, three) = (on(1), on(3));
+            assert_eq!(
+                one.to_bits(),
+                three.to_bits(),
+                "{shape:?} weighted {weighted}"
+            );
+            let magnitude: f64 = reference(
+                &u.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                &v.iter().map(|x| x.abs()).collect::<Vec<_>>(),
+                weighted.then_some(&w.iter().map(|x| x.abs()).collect::<Vec<_>>()[..]),
+            );
+            assert!(
+                (one - exact).abs() <= 1e-13 * magnitude,
+                "{shape:?} weighted {weighted}: {one} against {exact}"
+            );
+        }
+    }
+}
+
+/// One GL(h) pair (2 heads of 4) and an elementwise block larger than a chunk: the layout of
+/// a model with both kinds, and its geometry at a random base point.
+fn geometry(metric: Metric) -> (Product<F32>, Tangent<F32>) {
+    let entries_of = [
+        ("q.weight", vec![6, 8]),
+        ("k.weight", vec![6, 8]),
+        ("e.weight", vec![2 * CHUNK + 17]),
+    ];
+    let table = ParamTable::from_entries(
+        entries_of
+            .iter()
+            .map(|(path, shape)| ParamEntry {
+                id: ParamId::new(),
+                path: path.to_string(),
+                shape: shape.clone(),
+            })
+            .collect(),
+    );
+    let pair = Symmetry::GlPair {
+        name: "qk".into(),
+        g: Factor::new("q.weight", HeadAxis::Columns),
+        h: Factor::new("k.weight", HeadAxis::Columns),
+        heads: 2,
+    };
+    let layout = BlockLayout::new(&table, &[pair]).expect("layout");
+    // Gaussian weights: the heads' factors have full rank.
+    let mut rng = StdRng::seed_from_u64(7);
+    let values: Vec<Tensor<F32, 1>> = table
+        .entries()
+        .iter()
+        .map(|e| {
+            let n: usize = e.shape.iter().product();
+            let w: Vec<f32> = (0..n).map(|_| StandardNormal.sample(&mut rng)).collect();
+            Tensor::from_data(TensorData::new(w, [n]), (&Default::default(), DType::F32))
+        })
+        .collect();
+    let base = layout.gather(&values);
+    let zero = Tangent::zeros_like(&base);
+    let product = Product::new(&layout, base, &GeometryConfig::new(metric)).expect("geometry");
+    (product, zero)
+}
+
+/// The same parts in f64, for comparisons.
+fn flat(t: &Tangent<F32>) -> Vec<f64> {
+    t.parts.iter().flat_map(|p| to_f64_vec(p.clone())).collect()
+}
+
+#[test]
+fn the_update_is_the_textbook_auto_pgd_step() {
+    let (rho, eta, alpha) = (0.3, 0.2, 0.75);
+    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
+        let (g, zero) = geometry(metric);
+        let point = |seed, radius: f64| {
+            let z = Probes::new(seed).gaussian(&zero);
+            let h = g.horizontal(&g.whiten(&z));
+            let norm = scalar(g.norm(&h));
+            h.map(|p| p.mul_scalar(radius / norm))
+        };
+        // ξ_k inside the ball, ξ_{k−1} on the sphere, ĝ of unit norm: y = ξ + ηĝ leaves the
+        // ball for this ρ, so the rescaling is exercised.
+        let (xi, xi_prev, dir) = (point(1, 0.9 * rho), point(2, rho), point(3, 1.0));
+        // The textbook form, one Burn operation at a time.
+        let ops = |f: &dyn Fn(Tensor<F32, 3>, Tensor<F32, 3>) -> Tensor<F32, 3>,
+                   a: &Tangent<F32>,
+                   b: &Tangent<F32>| {
+            Tangent::new(
+                a.parts
+                    .iter()
+                    .zip(&b.parts)
+                    .map(|(a, b)| f(a.clone(), b.clone()))
+                    .collect(),
+            )
+        };
+        let y = ops(&|a, b| a + b.mul_scalar(eta), &xi, &dir);
+        let s1 = (rho / scalar(g.norm(&y))).min(1.0);
+        assert!(s1 < 0.99, "the first point must be rescaled, s1 = {s1}");
+        let z = y.map(|p| p.mul_scalar(s1));
+        let step = ops(&|z, x| (z - x).mul_scalar(alpha), &z, &xi);
+        let momentum = ops(&|x, s| x + s, &xi, &step);
+        let back = ops(&|x, p| (x - p).mul_scalar(1.0 - alpha), &xi, &xi_prev);
+        let expected = project_to_ball(&g, &ops(&|m, b| m + b, &momentum, &back), rho);
+        for (got, want, what) in [
+            (
+                next_iterate(&g, &xi, Some(&xi_prev), &dir, eta, alpha, rho),
+                expected,
+                "momentum step",
+            ),
+            (
+                next_iterate(&g, &xi, None, &dir, eta, alpha, rho),
+                z,
+                "first step",
+            ),
+        ] {
+            let (got, want) = (flat(&got), flat(&want));
+            let scale = want.iter().map(|x| x.abs()).fold(0.0, f64::max);
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f64::max);
+            assert!(
+                worst <= 1e-5 * scale,
+                "{metric} {what}: worst difference {worst:e} of {scale:e}"
+            );
+        }
+    }
+}
