@@ -9,24 +9,17 @@
 //! over a long inner dimension, the exact sum to rounding and the same on every run; and the
 //! maximum along an axis, now taken directly, must be the value upstream gathered at the argmax.
 
+mod common;
+
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
+use common::entries;
 
 type B = NdArray<f32>;
 
 /// Large enough for the parallel path (at least 2¹⁵ elements).
 const ROWS: usize = 300;
 const COLS: usize = 200;
-
-/// Deterministic values of both signs, none zero (they are also divisors).
-fn entries(n: usize, seed: u32) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            let k = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 20_011;
-            (k as f32 - 10_005.5) / 1_000.0
-        })
-        .collect()
-}
 
 fn tensor(values: Vec<f32>, shape: [usize; 2]) -> Tensor<B, 2> {
     Tensor::from_data(TensorData::new(values, shape), &Default::default())

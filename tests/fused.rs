@@ -10,7 +10,8 @@ use burn::backend::{Autodiff, NdArray};
 use burn::module::ParamId;
 use burn::prelude::{Backend, Tensor, TensorData};
 use burn::tensor::DType;
-use geosharp::geometry::fused::{CHUNK, combination, on_host, weighted_dot};
+use common::entries;
+use geosharp::geometry::fused::{CHUNK, combination, count_on_host, on_host, weighted_dot};
 use geosharp::geometry::{GeometryConfig, Metric, Probes, Product, Tangent};
 use geosharp::host::{scalar, to_f64_vec};
 use geosharp::measures::{next_iterate, project_to_ball};
@@ -22,16 +23,6 @@ use rand_distr::{Distribution, StandardNormal};
 
 type F32 = NdArray<f32>;
 type F64 = NdArray<f64>;
-
-/// Deterministic values of both signs, none zero.
-fn entries(n: usize, seed: u32) -> Vec<f32> {
-    (0..n)
-        .map(|i| {
-            let k = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 20_011;
-            (k as f32 - 10_005.5) / 1_000.0
-        })
-        .collect()
-}
 
 fn tensor<B: Backend>(values: Vec<f32>, shape: [usize; 3]) -> Tensor<B, 3> {
     Tensor::from_data(
@@ -256,5 +247,130 @@ fn the_update_is_the_textbook_auto_pgd_step() {
                 "{metric} {what}: worst difference {worst:e} of {scale:e}"
             );
         }
+    }
+}
+
+/// The frame's weight checks count on the host: non-finite entries, and entries below the
+/// zero floor, across chunks, as Burn's operations count them; and refuse the block with
+/// those counts.
+#[test]
+fn weight_checks_count_what_burn_counts() {
+    use geosharp::geometry::{Elementwise, Error, ZERO_FLOOR, ZeroWeights};
+    let shape = [3, CHUNK / 64 + 1, 65];
+    let n: usize = shape.iter().product();
+    let mut values = entries(n, 9);
+    let specials = [
+        (5, f32::NAN),
+        (CHUNK + 3, f32::INFINITY),
+        (n - 1, f32::NEG_INFINITY),
+        (7, 0.0),
+        (2 * CHUNK, -0.0),
+        (11, 1e-20),
+        (12, 1e-12),
+    ];
+    for (i, v) in specials {
+        values[i] = v;
+    }
+    let x = tensor::<F32>(values.clone(), shape);
+    let by_ops = |t: Tensor<F32, 3, burn::tensor::Bool>| scalar(t.int().sum().float()) as usize;
+    let non_finite = by_ops(x.clone().is_finite().bool_not());
+    let below = by_ops(x.clone().abs().lower_elem(ZERO_FLOOR));
+    assert_eq!((non_finite, below), (3, 3));
+    assert_eq!(count_on_host(&x, |v| !v.is_finite()), Some(non_finite));
+    assert_eq!(
+        count_on_host(&x, |v| v.abs() < ZERO_FLOOR as f32),
+        Some(below)
+    );
+    assert_eq!(count_on_host(&x.clone().swap_dims(1, 2), |_| true), None);
+    let err = Elementwise::adaptive("e", vec![x], ZeroWeights::Error).unwrap_err();
+    assert!(matches!(err, Error::NonFinite { count: 3, .. }), "{err}");
+    let finite: Vec<f32> = values
+        .iter()
+        .map(|v| if v.is_finite() { *v } else { 1.0 })
+        .collect();
+    let err = Elementwise::adaptive("e", vec![tensor::<F32>(finite, shape)], ZeroWeights::Error)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ZeroWeight {
+                count: 3,
+                first: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+/// The adaptive frame built in one pass on the host (f32 ndarray) is the frame Burn's
+/// operations build (the same weights on the autodiff backend, which falls back): the inner
+/// product, Riemannian gradient, whitening, Christoffel form and exact step agree, with and
+/// without ASAM's offset, with frozen zero weights (+0 and −0) among them.
+#[test]
+fn the_adaptive_frame_on_the_host_is_the_frame_of_burn_s_operations() {
+    use geosharp::geometry::{Elementwise, Geometry, ZeroWeights};
+    type A = Autodiff<F32>;
+    let shape = [2, CHUNK / 64 + 1, 65];
+    let n: usize = shape.iter().product();
+    let mut w = entries(n, 21);
+    w[3] = 0.0;
+    w[CHUNK + 1] = -0.0;
+    let (u, v) = (entries(n, 22), entries(n, 23));
+    fn frame<B: Backend>(w: &[f32], shape: [usize; 3], eta: f64) -> Elementwise<B> {
+        let base = vec![tensor::<B>(w.to_vec(), shape)];
+        Elementwise::adaptive_offset("e", base, eta, ZeroWeights::Freeze).expect("frame")
+    }
+    let values = |t: Vec<Tensor<F32, 3>>| to_f64_vec(t[0].clone());
+    let values_a = |t: Vec<Tensor<A, 3>>| to_f64_vec(t[0].clone());
+    let close = |a: &[f64], b: &[f64], what: &str| {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-6 * y.abs().max(1e-30),
+                "{what}[{i}]: {x} against {y}"
+            );
+        }
+    };
+    for eta in [0.0, 0.01] {
+        let (host, ops) = (frame::<F32>(&w, shape, eta), frame::<A>(&w, shape, eta));
+        let (hu, hv) = (
+            vec![tensor::<F32>(u.clone(), shape)],
+            vec![tensor::<F32>(v.clone(), shape)],
+        );
+        let (au, av) = (
+            vec![tensor::<A>(u.clone(), shape)],
+            vec![tensor::<A>(v.clone(), shape)],
+        );
+        assert!(on_host(&hu[0]) && !on_host(&au[0]));
+        let (ih, ia) = (scalar(host.inner(&hu, &hv)), scalar(ops.inner(&au, &av)));
+        assert!(
+            (ih - ia).abs() <= 1e-6 * ia.abs(),
+            "inner {ih} against {ia}"
+        );
+        let small: Vec<f32> = u.iter().map(|x| x * 1e-3).collect();
+        let (hs, as_) = (
+            vec![tensor::<F32>(small.clone(), shape)],
+            vec![tensor::<A>(small, shape)],
+        );
+        close(
+            &values(host.riemannian_gradient(&hu)),
+            &values_a(ops.riemannian_gradient(&au)),
+            "riemannian gradient",
+        );
+        close(
+            &values(host.whiten(&hu)),
+            &values_a(ops.whiten(&au)),
+            "whiten",
+        );
+        close(
+            &values(host.christoffel(&hs).unwrap()),
+            &values_a(ops.christoffel(&as_).unwrap()),
+            "christoffel",
+        );
+        close(
+            &values(host.exp(&hs).unwrap()),
+            &values_a(ops.exp(&as_).unwrap()),
+            "exp",
+        );
     }
 }

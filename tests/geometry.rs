@@ -147,6 +147,35 @@ fn every_geometry(seed: u64) -> Vec<Case> {
     ]
 }
 
+/// `check_step` (what `Product::new` asks before a measurement) says a step is available
+/// exactly when computing it and its VJP succeeds; only the GL(h) blocks lack one (exact).
+#[test]
+fn every_block_s_step_check_agrees_with_computing_the_step() {
+    let mut refused = Vec::new();
+    for (g, u, _) in every_geometry(13) {
+        for method in [
+            GeodesicStep::FirstOrder,
+            GeodesicStep::SecondOrder,
+            GeodesicStep::Exact,
+        ] {
+            let computed = g.step(&u, method).is_ok() && g.step_vjp(&u, method, &u).is_ok();
+            let checked = g.check_step(method);
+            assert_eq!(checked.is_ok(), computed, "{} {method:?}", g.name());
+            if let Err(e) = checked {
+                assert!(e.to_string().contains("provides no 'exp'"), "{e}");
+                refused.push((g.name(), method));
+            }
+        }
+    }
+    assert_eq!(
+        refused,
+        [
+            ("attention-gl/inv", GeodesicStep::Exact),
+            ("attention-gl/mix", GeodesicStep::Exact)
+        ]
+    );
+}
+
 #[test]
 fn horizontal_projection_is_idempotent_and_metric_orthogonal_to_the_vertical_space() {
     for (g, u, v) in every_geometry(11) {

@@ -293,6 +293,17 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         GeodesicStep::SecondOrder
     }
 
+    /// First and second order; no exact step, since no closed-form geodesic is known.
+    fn check_step(&self, method: GeodesicStep) -> Result<(), Error> {
+        match method {
+            GeodesicStep::Exact => Err(Error::Unsupported {
+                geometry: self.name(),
+                op: "exp",
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
         self.back([
             f64(&z[0]).matmul(self.whiten_g.clone()),

@@ -164,6 +164,21 @@ pub trait Geometry<B: Backend> {
         }
     }
 
+    /// Whether this block can take `method` and its vector–Jacobian product, checked once
+    /// when a product geometry is built so that an unsupported step fails there, naming the
+    /// block. The default computes both at ξ = 0, full-size work that every SAM step would pay
+    /// again; the blocks here override it with what they know (`tests/geometry.rs` checks
+    /// each override against that computation).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`] naming the missing operation.
+    fn check_step(&self, method: GeodesicStep) -> Result<(), Error> {
+        let zero: Vec<_> = self.base().iter().map(Tensor::zeros_like).collect();
+        self.step(&zero, method)?;
+        self.step_vjp(&zero, method, &zero)?;
+        Ok(())
+    }
+
     /// The vector–Jacobian product of Γ: for a cotangent c, the a with
     /// ⟨a, δ⟩ = ⟨c, DΓ_ξ\[δ\]⟩ for every δ, where DΓ_ξ\[δ\] = d/dε Γ(ξ + εδ, ξ + εδ) at ε = 0.
     fn christoffel_vjp(

@@ -29,7 +29,7 @@ use burn::prelude::{Backend, Tensor};
 
 use super::base::{GeodesicStep, Geometry};
 use super::error::Error;
-use super::fused::weighted_dot;
+use super::fused::{self, weighted_dot};
 use crate::host;
 
 /// Weights with |w| below this count as zero under metrics that divide by them (see the module
@@ -75,12 +75,15 @@ pub(crate) fn check_weights<B: Backend>(
     parts: &[Tensor<B, 3>],
     zeros: Option<ZeroWeights>,
 ) -> Result<(), Error> {
+    // One read-only pass per part on the host; four passes and a read-back elsewhere.
     for w in parts {
-        let bad = host::scalar(w.clone().is_finite().bool_not().int().sum().float());
-        if bad > 0.0 {
+        let bad = fused::count_on_host(w, |x| !x.is_finite()).unwrap_or_else(|| {
+            host::scalar(w.clone().is_finite().bool_not().int().sum().float()) as usize
+        });
+        if bad > 0 {
             return Err(Error::NonFinite {
                 block: block.to_string(),
-                count: bad as usize,
+                count: bad,
             });
         }
     }
@@ -88,8 +91,10 @@ pub(crate) fn check_weights<B: Backend>(
         return Ok(());
     }
     for w in parts {
-        let count = host::scalar(w.clone().abs().lower_elem(ZERO_FLOOR).int().sum().float());
-        if count > 0.0 {
+        let count = fused::count_on_host(w, |x| x.abs() < ZERO_FLOOR as f32).unwrap_or_else(|| {
+            host::scalar(w.clone().abs().lower_elem(ZERO_FLOOR).int().sum().float()) as usize
+        });
+        if count > 0 {
             let values = host::to_f64_vec(w.clone());
             let first = values
                 .iter()
@@ -97,7 +102,7 @@ pub(crate) fn check_weights<B: Backend>(
                 .unwrap_or(0);
             return Err(Error::ZeroWeight {
                 block: block.to_string(),
-                count: count as usize,
+                count,
                 first,
             });
         }
@@ -156,30 +161,12 @@ impl<B: Backend> Elementwise<B> {
         if !(eta.is_finite() && eta >= 0.0) {
             return Err(Error::InvalidOffset { eta });
         }
-        let (point, shift) = if eta == 0.0 {
-            check_weights(block, &base, Some(zeros))?;
-            (base.clone(), None)
+        check_weights(block, &base, (eta == 0.0).then_some(zeros))?;
+        let (inv_w, inv_w2, w2, abs_w, shift) = if let Some(frame) = frame_on_host(&base, eta) {
+            frame
         } else {
-            check_weights(block, &base, None)?;
-            // η·sgn(w) with sgn(0) = +1: η where w ≥ 0, −η where w < 0.
-            let shift: Vec<_> = base
-                .iter()
-                .map(|w| {
-                    let negative = w.clone().lower_elem(0.0);
-                    w.ones_like().mask_fill(negative, -1.0).mul_scalar(eta)
-                })
-                .collect();
-            let point = base
-                .iter()
-                .zip(&shift)
-                .map(|(w, d)| w.clone() + d.clone())
-                .collect();
-            (point, Some(shift))
+            frame_by_ops(&base, eta)
         };
-        let inv_w: Vec<_> = point.iter().map(reciprocal).collect();
-        let inv_w2 = inv_w.iter().map(|r| r.clone().square()).collect();
-        let w2 = point.iter().map(|w| w.clone().square()).collect();
-        let abs_w = point.iter().map(|w| w.clone().abs()).collect();
         Ok(Self {
             base,
             frame: Some(AdaptiveFrame {
@@ -191,6 +178,75 @@ impl<B: Backend> Elementwise<B> {
             }),
         })
     }
+}
+
+/// The parts of an [`AdaptiveFrame`]: 1/s, 1/s², s², |s| and (for η > 0) the shift s − w.
+type FrameParts<B> = (
+    Vec<Tensor<B, 3>>,
+    Vec<Tensor<B, 3>>,
+    Vec<Tensor<B, 3>>,
+    Vec<Tensor<B, 3>>,
+    Option<Vec<Tensor<B, 3>>>,
+);
+
+/// The frame at s = w + η·sgn(w) (sgn(0) = +1) with Burn's operations, on any backend.
+fn frame_by_ops<B: Backend>(base: &[Tensor<B, 3>], eta: f64) -> FrameParts<B> {
+    let (point, shift) = if eta == 0.0 {
+        (base.to_vec(), None)
+    } else {
+        // η·sgn(w) with sgn(0) = +1: η where w ≥ 0, −η where w < 0.
+        let shift: Vec<_> = base
+            .iter()
+            .map(|w| {
+                let negative = w.clone().lower_elem(0.0);
+                w.ones_like().mask_fill(negative, -1.0).mul_scalar(eta)
+            })
+            .collect();
+        let point = base
+            .iter()
+            .zip(&shift)
+            .map(|(w, d)| w.clone() + d.clone())
+            .collect();
+        (point, Some(shift))
+    };
+    let inv_w: Vec<_> = point.iter().map(reciprocal).collect();
+    let inv_w2 = inv_w.iter().map(|r| r.clone().square()).collect();
+    let w2 = point.iter().map(|w| w.clone().square()).collect();
+    let abs_w = point.iter().map(|w| w.clone().abs()).collect();
+    (inv_w, inv_w2, w2, abs_w, shift)
+}
+
+/// The same frame in one pass per part on the host ([`fused::map_on_host`]), the same
+/// formulas element by element in f32; `None` unless every part is an f32 ndarray buffer.
+fn frame_on_host<B: Backend>(base: &[Tensor<B, 3>], eta: f64) -> Option<FrameParts<B>> {
+    let (eta, floor) = (eta as f32, ZERO_FLOOR as f32);
+    let (mut inv_w, mut inv_w2, mut w2, mut abs_w, mut shift) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // r = 1/s, 0 where |s| is below the floor (as `reciprocal`).
+    let recip = move |s: f32| if s.abs() < floor { 0.0 } else { 1.0 / s };
+    for w in base {
+        let [r, r2, s2, a] = if eta == 0.0 {
+            fused::map_on_host(w, |s| {
+                let r = recip(s);
+                [r, r * r, s * s, s.abs()]
+            })?
+        } else {
+            let [r, r2, s2, a, d] = fused::map_on_host(w, |w| {
+                // η·sgn(w) with sgn(0) = +1.
+                let d = if w < 0.0 { -eta } else { eta };
+                let s = w + d;
+                let r = recip(s);
+                [r, r * r, s * s, s.abs(), d]
+            })?;
+            shift.push(d);
+            [r, r2, s2, a]
+        };
+        inv_w.push(r);
+        inv_w2.push(r2);
+        w2.push(s2);
+        abs_w.push(a);
+    }
+    Some((inv_w, inv_w2, w2, abs_w, (eta > 0.0).then_some(shift)))
 }
 
 impl<B: Backend> Geometry<B> for Elementwise<B> {
@@ -297,6 +353,11 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
 
     fn default_step(&self) -> GeodesicStep {
         GeodesicStep::FirstOrder
+    }
+
+    /// Every step: Γ, exp and their VJPs all have closed forms here.
+    fn check_step(&self, _method: GeodesicStep) -> Result<(), Error> {
+        Ok(())
     }
 
     fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {

@@ -6,7 +6,9 @@
 //! Burn operations, took sixteen such passes (0.12 s, as much as the geometry's whole other
 //! work), and a weighted norm Σ u²/w² three (two products, then a sum). Here the same
 //! arithmetic is one pass that reads each operand once: a linear combination Σ cₖ xₖ of up to
-//! three tensors, and a weighted dot product Σ uᵢ vᵢ wᵢ that writes nothing.
+//! three tensors, and a weighted dot product Σ uᵢ vᵢ wᵢ that writes nothing. A geometry's frame
+//! at a base point (rebuilt by every SAM step) uses two more: [`count_on_host`] for its weight
+//! checks and [`map_on_host`] for several element-wise functions of the weights in one pass.
 //!
 //! On Burn's ndarray backend with f32 tensors in standard layout, these run as loops over the
 //! buffers on rayon's threads; anywhere else (CUDA, autodiff, f64, strided views) they fall
@@ -143,6 +145,60 @@ pub fn combination<B: Backend, const D: usize>(terms: &[(f64, &Tensor<B, D>)]) -
         }
     }
     by_ops(terms)
+}
+
+/// How many elements of `x` satisfy `pred`, in one read-only pass on the host (see the module
+/// docs); `None` where `x` is not an f32 ndarray buffer (the caller then counts with Burn's
+/// operations).
+pub fn count_on_host<B: Backend, const D: usize>(
+    x: &Tensor<B, D>,
+    pred: impl Fn(f32) -> bool + Sync,
+) -> Option<usize> {
+    let host = HostF32::of(x)?;
+    let values = host.slice()?;
+    let count = |chunk: &[f32]| chunk.iter().filter(|v| pred(**v)).count();
+    Some(if values.len() <= CHUNK {
+        count(values)
+    } else {
+        values.par_chunks(CHUNK).map(count).sum()
+    })
+}
+
+/// K element-wise functions of `x` in one pass on the host: `f(xᵢ)[k]` is element i of the
+/// k-th result. `None` where `x` is not an f32 ndarray buffer (the caller then computes the
+/// results with Burn's operations). Reads `x` once and writes each result once, where Burn
+/// would take a pass (or several) per result.
+pub fn map_on_host<B: Backend, const K: usize>(
+    x: &Tensor<B, 3>,
+    f: impl Fn(f32) -> [f32; K] + Sync,
+) -> Option<[Tensor<B, 3>; K]> {
+    let host = HostF32::of(x)?;
+    let values = host.slice()?;
+    let n = values.len();
+    let mut outs: [Vec<f32>; K] = std::array::from_fn(|_| vec![0.0f32; n]);
+    // Chunk i of every result, grouped, so that one task writes all K results of its chunk.
+    let mut chunked: Vec<_> = outs.iter_mut().map(|o| o.chunks_mut(CHUNK)).collect();
+    let groups: Vec<Vec<&mut [f32]>> = (0..n.div_ceil(CHUNK))
+        .map(|_| chunked.iter_mut().filter_map(Iterator::next).collect())
+        .collect();
+    drop(chunked);
+    groups
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut group)| {
+            let start = i * CHUNK;
+            for (j, x) in values[start..(start + CHUNK).min(n)].iter().enumerate() {
+                for (out, y) in group.iter_mut().zip(f(*x)) {
+                    out[j] = y;
+                }
+            }
+        });
+    let dims = x.dims();
+    let results: Vec<Tensor<B, 3>> = outs
+        .into_iter()
+        .map(|o| from_host(o, &dims))
+        .collect::<Option<_>>()?;
+    results.try_into().ok()
 }
 
 /// Σₖ cₖ xₖ with Burn's operations, rounding as [`combination`] does.

@@ -192,15 +192,11 @@ impl<B: Backend> Product<B> {
             let step = step.unwrap_or_else(|| geometry.default_step());
             // Refuse an unsupported step (or its derivative) now, naming the block, not
             // mid-measurement.
-            let zero = Tangent::zeros_like(geometry.base());
-            geometry
-                .step(&zero.parts, step)
-                .and_then(|_| geometry.step_vjp(&zero.parts, step, &zero.parts))
-                .map_err(|e| Error::InBlock {
-                    index: b,
-                    block: block.name.clone(),
-                    source: Box::new(e),
-                })?;
+            geometry.check_step(step).map_err(|e| Error::InBlock {
+                index: b,
+                block: block.name.clone(),
+                source: Box::new(e),
+            })?;
             blocks.push(geometry);
             steps.push(step);
             ranges.push(range);

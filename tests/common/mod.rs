@@ -17,6 +17,17 @@ pub type B64 = Autodiff<NdArray<f64>>;
 /// f32 CPU backend with autodiff: the "device path" precision.
 pub type B32 = Autodiff<NdArray<f32>>;
 
+/// Deterministic f32 values of both signs, none zero (they can be divisors), spread over
+/// [−10, 10] without a pattern a SIMD lane or a chunk boundary could hide.
+pub fn entries(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| {
+            let k = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) % 20_011;
+            (k as f32 - 10_005.5) / 1_000.0
+        })
+        .collect()
+}
+
 pub fn tensor1<B: Backend>(values: &[f64]) -> Tensor<B, 1> {
     Tensor::from_data(
         TensorData::new(values.to_vec(), [values.len()]),
