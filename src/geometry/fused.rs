@@ -55,18 +55,25 @@ impl HostF32 {
         let boxed: Box<dyn Any> = Box::new(primitive);
         let tensor = *boxed.downcast::<NdArrayTensor>().ok()?;
         let host = Self { tensor };
-        host.slice()?;
+        host.try_slice()?;
         Some(host)
     }
 
     /// The elements in row-major order (`None` unless f32 in standard layout).
-    fn slice(&self) -> Option<&[f32]> {
+    fn try_slice(&self) -> Option<&[f32]> {
         match &self.tensor {
             // The view borrows the storage `self` owns; `to_slice` hands out its elements for
             // that borrow, and only for standard layout.
             NdArrayTensor::F32(storage) => storage.view().to_slice(),
             _ => None,
         }
+    }
+
+    /// The elements in row-major order: [`of`](Self::of) admits only buffers that have them,
+    /// and the `Arc`-shared buffer it holds cannot change.
+    fn slice(&self) -> &[f32] {
+        self.try_slice()
+            .expect("`HostF32::of` admits only f32 buffers in standard layout")
     }
 }
 
@@ -107,7 +114,7 @@ pub fn combination<B: Backend, const D: usize>(terms: &[(f64, &Tensor<B, D>)]) -
     let n = shape.num_elements();
     let slices: Option<Vec<&[f32]>> = hosts
         .as_ref()
-        .and_then(|hosts| hosts.iter().map(HostF32::slice).collect());
+        .map(|hosts| hosts.iter().map(HostF32::slice).collect());
     // Every buffer holds exactly n elements, which the writes below rely on.
     if let Some(slices) = slices.filter(|s| s.iter().all(|s| s.len() == n)) {
         let c: Vec<f32> = terms.iter().map(|(c, _)| *c as f32).collect();
@@ -155,7 +162,7 @@ pub fn count_on_host<B: Backend, const D: usize>(
     pred: impl Fn(f32) -> bool + Sync,
 ) -> Option<usize> {
     let host = HostF32::of(x)?;
-    let values = host.slice()?;
+    let values = host.slice();
     let count = |chunk: &[f32]| chunk.iter().filter(|v| pred(**v)).count();
     Some(if values.len() <= CHUNK {
         count(values)
@@ -173,7 +180,7 @@ pub fn map_on_host<B: Backend, const K: usize>(
     f: impl Fn(f32) -> [f32; K] + Sync,
 ) -> Option<[Tensor<B, 3>; K]> {
     let host = HostF32::of(x)?;
-    let values = host.slice()?;
+    let values = host.slice();
     let n = values.len();
     let mut outs: [Vec<f32>; K] = std::array::from_fn(|_| vec![0.0f32; n]);
     // Chunk i of every result, grouped, so that one task writes all K results of its chunk.
@@ -279,11 +286,7 @@ fn weighted_dot_on_host<B: Backend>(
         Some(w) => Some(HostF32::of(w)?),
         None => None,
     };
-    let (su, sv) = (hu.slice()?, hv.slice()?);
-    let sw = match &hw {
-        Some(hw) => Some(hw.slice()?),
-        None => None,
-    };
+    let (su, sv, sw) = (hu.slice(), hv.slice(), hw.as_ref().map(HostF32::slice));
     let partial = |start: usize, len: usize| -> f64 {
         let r = start..start + len;
         dot_f64(&su[r.clone()], &sv[r.clone()], sw.map(|sw| &sw[r]))
