@@ -24,11 +24,11 @@ use std::f64::consts::{PI, SQRT_2};
 use burn::backend::ndarray::NdArrayDevice;
 use burn::nn::Linear;
 use burn::prelude::{Backend, Tensor};
-use burn::tensor::activation::softmax;
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
 use super::gelu_kernel::gelu_in_place;
+use super::softmax::scaled_masked_softmax;
 
 /// `linear` applied to every token of `x` `[batch, tokens, d_in]` → `[batch, tokens, d_out]`,
 /// as one `[batch·tokens, d_in] × [d_in, d_out]` product (see the module docs for why).
@@ -162,12 +162,8 @@ pub fn attend<B: Backend>(
     let h = d / heads;
     let split = |y: Tensor<B, 3>| y.reshape([n, t, heads, h]).swap_dims(1, 2);
     let (q, k, v) = (split(q), split(k), split(v));
-    let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((h as f64).sqrt());
-    let scores = match additive_mask {
-        Some(mask) => scores + mask,
-        None => scores,
-    };
-    softmax(scores, 3)
+    let scores = q.matmul(k.swap_dims(2, 3));
+    scaled_masked_softmax(scores, 1.0 / (h as f64).sqrt(), additive_mask)
         .matmul(v)
         .swap_dims(1, 2)
         .reshape([n, t, d])

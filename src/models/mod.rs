@@ -8,6 +8,7 @@ pub mod gelu_kernel;
 pub mod layers;
 pub mod loss;
 pub mod packing;
+pub mod softmax;
 pub mod vit;
 
 pub use attention::{SequenceBatch, TinyAttention, TinyAttentionConfig};

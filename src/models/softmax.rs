@@ -1,0 +1,491 @@
+//! Attention's softmax, y = softmax(c·s + m) along the last axis, as one operation with its own
+//! backward pass.
+//!
+//! Why: Burn 0.21 writes `softmax` as five tensor operations (a detached row maximum, a
+//! subtraction, `exp`, a row sum, a division), and its autodiff backend records each of them,
+//! so with the scaling c = 1/√h and the additive mask m in front, the attention probabilities
+//! of one layer cost seven passes over `[batch, heads, t, t]` forward and about a dozen
+//! backward. On MiniLM at batch 128 that was 75 ms a layer, 15 % of a forward+backward pass.
+//! Here, on Burn's ndarray backend with f32 tensors, the forward pass is one loop over the
+//! rows on rayon's threads and the backward pass is one more, from the stored output:
+//!
+//! ∂ℓ/∂sⱼ = c · yⱼ (∂ℓ/∂yⱼ − Σₖ yₖ ∂ℓ/∂yₖ)
+//!
+//! (the Jacobian of softmax is diag(y) − y yᵀ). Under autodiff the operation is recorded as one
+//! node of the graph (burn-autodiff's `Backward`), whose state is the output y. Elsewhere (the
+//! CUDA backend, f64, a mask of another shape, a mask that requires a gradient) the same
+//! function is computed with Burn's operations, in the order the model used before.
+//!
+//! # Numerics
+//! Per row: z = c·s + m, M = maxⱼ zⱼ, eⱼ = exp(zⱼ − M), y = e / Σⱼ eⱼ — the max-shift of
+//! Burn's `softmax`, so Σⱼ eⱼ ≥ 1 (the maximum contributes exp(0) = 1) and the division is
+//! safe. The exponential of a non-positive argument is computed branch-free ([`exp_nonpositive`],
+//! within 2 ulp), so that the loop vectorises and a masked score (m = −10⁹) costs what any other
+//! does: libm's `expf` takes a slow path on underflow. Its result is flushed to zero below
+//! exp(−87) ≈ 1.6·10⁻³⁸, where a probability is already negligible next to the row's 1.
+//! The scores are scaled by multiplying with c rounded to f32 where Burn divided by 1/c, so
+//! the two paths agree to a few ulps, not bit for bit. NaN scores give NaN rows on both.
+
+use std::any::{Any, TypeId};
+use std::mem::MaybeUninit;
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::{Autodiff, NdArray};
+use burn::prelude::{Backend, Tensor};
+use burn::tensor::activation::softmax;
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::{DType, TensorPrimitive};
+use ndarray::{ArcArray, IxDyn};
+use rayon::prelude::*;
+
+/// The host backend whose buffers the kernels read, and the same under autodiff.
+type Host = NdArray<f32>;
+type Tracked = Autodiff<Host>;
+
+/// Rows per rayon task: a few hundred rows of attention scores (tens of kilobytes).
+const ROWS_PER_TASK: usize = 256;
+
+/// Calls a kernel of this module compiled for AVX-512 or AVX2 when the CPU has it (the baseline
+/// x86-64 build assumes only SSE2): the same arithmetic in the same order, so the same bits.
+macro_rules! widest {
+    ($kernel:ident($($arg:expr),*)) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: called only on a CPU with the target feature.
+                unsafe { wide::avx512::$kernel($($arg),*) }
+            } else if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: as above.
+                unsafe { wide::avx2::$kernel($($arg),*) }
+            } else {
+                $kernel($($arg),*)
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $kernel($($arg),*)
+        }
+    }};
+}
+
+/// The row loops compiled for wider vectors.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    macro_rules! with_feature {
+        ($name:ident, $feature:literal) => {
+            pub mod $name {
+                use std::mem::MaybeUninit;
+                #[target_feature(enable = $feature)]
+                pub fn forward_rows(
+                    first: usize,
+                    k: usize,
+                    s: &[f32],
+                    m: Option<&[f32]>,
+                    rows_per_sentence: usize,
+                    scale: f32,
+                    out: &mut [MaybeUninit<f32>],
+                ) {
+                    super::super::forward_rows(first, k, s, m, rows_per_sentence, scale, out)
+                }
+                #[target_feature(enable = $feature)]
+                pub fn backward_rows(
+                    k: usize,
+                    y: &[f32],
+                    dy: &[f32],
+                    scale: f32,
+                    out: &mut [MaybeUninit<f32>],
+                ) {
+                    super::super::backward_rows(k, y, dy, scale, out)
+                }
+            }
+        };
+    }
+    with_feature!(avx512, "avx512f");
+    with_feature!(avx2, "avx2,fma");
+}
+
+/// softmax(c·s + m) along the last axis of `scores` `[n, heads, q, k]`, with the additive mask
+/// `m` broadcast from `[n, 1, 1, k]` (0 for a real key, −10⁹ for a padded one); `scale` is c.
+///
+/// The mask is data: it receives no gradient on the fused path, which is therefore taken only
+/// when it does not require one.
+pub fn scaled_masked_softmax<B: Backend>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    mask: Option<Tensor<B, 4>>,
+) -> Tensor<B, 4> {
+    match fused_path::<B>(&scores, mask.as_ref()) {
+        Some(Path::Tracked) => {
+            let scores = cast::<B, Tracked, 4>(scores);
+            let mask = mask.map(|m| cast::<B, Tracked, 4>(m).inner());
+            cast::<Tracked, B, 4>(tracked(scores, scale as f32, mask))
+        }
+        Some(Path::Untracked) => {
+            let scores = cast::<B, Host, 4>(scores);
+            let mask = mask.map(|m| cast::<B, Host, 4>(m));
+            cast::<Host, B, 4>(untracked(scores, scale as f32, mask))
+        }
+        None => by_ops(scores, scale, mask),
+    }
+}
+
+/// Whether [`scaled_masked_softmax`] of these operands is the fused operation (f32 on the
+/// ndarray backend, bare or under autodiff, a mask of shape `[n, 1, 1, k]` that needs no
+/// gradient), rather than Burn's operations. A buffer in a non-standard layout still falls
+/// back inside.
+pub fn fuses<B: Backend>(scores: &Tensor<B, 4>, mask: Option<&Tensor<B, 4>>) -> bool {
+    fused_path::<B>(scores, mask).is_some()
+}
+
+/// Where the fused operation runs.
+enum Path {
+    /// On `Autodiff<NdArray<f32>>`: one node of the graph.
+    Tracked,
+    /// On burn-ndarray itself.
+    Untracked,
+}
+
+/// The fused path for these operands, if any (see [`fuses`]).
+fn fused_path<B: Backend>(scores: &Tensor<B, 4>, mask: Option<&Tensor<B, 4>>) -> Option<Path> {
+    let [n, _, _, k] = scores.dims();
+    let mask_fits = mask.is_none_or(|m| {
+        m.dims() == [n, 1, 1, k] && m.dtype() == DType::F32 && !m.is_require_grad()
+    });
+    if scores.dtype() != DType::F32 || !mask_fits {
+        None
+    } else if TypeId::of::<B>() == TypeId::of::<Tracked>() {
+        Some(Path::Tracked)
+    } else if TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<NdArrayTensor>() {
+        Some(Path::Untracked)
+    } else {
+        None
+    }
+}
+
+/// [`scaled_masked_softmax`] with Burn's operations, on any backend: what the models computed
+/// before the fused operation, and its reference in the tests.
+pub fn by_ops<B: Backend>(
+    scores: Tensor<B, 4>,
+    scale: f64,
+    mask: Option<Tensor<B, 4>>,
+) -> Tensor<B, 4> {
+    let scores = scores.div_scalar(1.0 / scale);
+    let scores = match mask {
+        Some(mask) => scores + mask,
+        None => scores,
+    };
+    softmax(scores, 3)
+}
+
+/// The same tensor seen as one of backend `B2`, when `B2`'s float primitive is `B1`'s.
+///
+/// # Panics
+/// If the primitives differ (the callers check the types first) or `x` is quantised.
+fn cast<B1: Backend, B2: Backend, const D: usize>(x: Tensor<B1, D>) -> Tensor<B2, D> {
+    let TensorPrimitive::Float(primitive) = x.into_primitive() else {
+        panic!("a float tensor, not a quantised one");
+    };
+    let boxed: Box<dyn Any> = Box::new(primitive);
+    let primitive = *boxed
+        .downcast::<B2::FloatTensorPrimitive>()
+        .unwrap_or_else(|_| panic!("the same float primitive on both backends"));
+    Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// The fused forward pass on the host, falling back to Burn's operations for a buffer in
+/// another layout or dtype.
+fn untracked(
+    scores: Tensor<Host, 4>,
+    scale: f32,
+    mask: Option<Tensor<Host, 4>>,
+) -> Tensor<Host, 4> {
+    let s = scores.clone().into_primitive().tensor();
+    let m = mask.clone().map(|m| m.into_primitive().tensor());
+    match forward_on_host(&s, scale, m.as_ref()) {
+        Some(y) => Tensor::from_primitive(TensorPrimitive::Float(y)),
+        None => by_ops(scores, scale as f64, mask),
+    }
+}
+
+/// The fused operation as one node of the autodiff graph (see the module docs).
+fn tracked(
+    scores: Tensor<Tracked, 4>,
+    scale: f32,
+    mask: Option<Tensor<Host, 4>>,
+) -> Tensor<Tracked, 4> {
+    let s: FloatTensor<Tracked> = scores.clone().into_primitive().tensor();
+    let m = mask.clone().map(|m| m.into_primitive().tensor());
+    let Some(y) = forward_on_host(&s.primitive, scale, m.as_ref()) else {
+        return by_ops(scores, scale as f64, mask.map(Tensor::from_inner));
+    };
+    let output = match SoftmaxBackward
+        .prepare::<NoCheckpointing>([s.node.clone()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(prep) => prep.finish((y.clone(), scale), y),
+        OpsKind::UnTracked(prep) => prep.finish(y),
+    };
+    Tensor::from_primitive(TensorPrimitive::Float(output))
+}
+
+/// The backward step of [`tracked`]; its state is the output y and the scale c.
+#[derive(Debug)]
+struct SoftmaxBackward;
+
+impl Backward<Host, 1> for SoftmaxBackward {
+    type State = (NdArrayTensor, f32);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let (y, scale) = ops.state;
+        unary::<Host, _>(ops.parents, ops.node, grads, |dy| {
+            backward_on_host(&y, &dy, scale).unwrap_or_else(|| backward_by_ops(y, dy, scale))
+        });
+    }
+}
+
+/// c · y ⊙ (dy − Σₖ y ⊙ dy) with Burn's operations (the gradient when dy is strided).
+fn backward_by_ops(y: NdArrayTensor, dy: NdArrayTensor, scale: f32) -> NdArrayTensor {
+    let y = Tensor::<Host, 4>::from_primitive(TensorPrimitive::Float(y));
+    let dy = Tensor::<Host, 4>::from_primitive(TensorPrimitive::Float(dy));
+    let dot = (y.clone() * dy.clone()).sum_dim(3);
+    (y * (dy - dot)).mul_scalar(scale).into_primitive().tensor()
+}
+
+/// The elements of an f32 buffer in standard layout.
+fn f32_slice(t: &NdArrayTensor) -> Option<&[f32]> {
+    match t {
+        NdArrayTensor::F32(storage) => storage.view().to_slice(),
+        _ => None,
+    }
+}
+
+/// The shape of an ndarray primitive.
+fn dims(t: &NdArrayTensor) -> Vec<usize> {
+    match t {
+        NdArrayTensor::F32(storage) => storage.view().shape().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// A row-major f32 buffer of `shape` as a primitive.
+fn primitive(values: Vec<f32>, shape: &[usize]) -> Option<NdArrayTensor> {
+    Some(NdArrayTensor::from(
+        ArcArray::from_shape_vec(IxDyn(shape), values).ok()?,
+    ))
+}
+
+/// Writes `rows × k` fresh elements, a task of up to [`ROWS_PER_TASK`] whole rows at a time on
+/// rayon's threads (`f(first row, its rows' elements)`), and returns them.
+fn by_rows(rows: usize, k: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
+    let len = rows * k;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len]
+        .par_chunks_mut(ROWS_PER_TASK * k)
+        .enumerate()
+        .for_each(|(task, chunk)| f(task * ROWS_PER_TASK, chunk));
+    // SAFETY: the chunks cover 0..len and the kernels write every element of their chunk
+    // (`forward_rows`, `backward_rows`).
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Rows `first..` of the forward pass: `s` and `out` hold whole rows of `k` keys; row r's
+/// mask is row `r / rows_per_sentence` of `m`.
+#[inline(always)]
+fn forward_rows(
+    first: usize,
+    k: usize,
+    s: &[f32],
+    m: Option<&[f32]>,
+    rows_per_sentence: usize,
+    scale: f32,
+    out: &mut [MaybeUninit<f32>],
+) {
+    for (i, (s, out)) in s.chunks_exact(k).zip(out.chunks_exact_mut(k)).enumerate() {
+        let mask = m.map(|m| &m[((first + i) / rows_per_sentence) * k..][..k]);
+        softmax_row(s, mask, scale, out);
+    }
+}
+
+/// The backward pass over whole rows of `k` keys.
+#[inline(always)]
+fn backward_rows(k: usize, y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUninit<f32>]) {
+    for ((y, dy), out) in y
+        .chunks_exact(k)
+        .zip(dy.chunks_exact(k))
+        .zip(out.chunks_exact_mut(k))
+    {
+        softmax_backward_row(y, dy, scale, out);
+    }
+}
+
+/// y = softmax(c·s + m) on the host, or `None` unless `s` (and `m`, shaped `[n, 1, 1, k]`) are
+/// f32 buffers in standard layout.
+fn forward_on_host(
+    s: &NdArrayTensor,
+    scale: f32,
+    m: Option<&NdArrayTensor>,
+) -> Option<NdArrayTensor> {
+    let shape = dims(s);
+    let s = f32_slice(s)?;
+    let m = match m {
+        Some(m) => Some(f32_slice(m)?),
+        None => None,
+    };
+    let (k, rows) = (*shape.last()?, s.len() / shape.last()?.max(&1));
+    // Rows of one sentence (heads × queries) share its mask row.
+    let rows_per_sentence = rows / shape.first()?.max(&1);
+    if k == 0 || m.is_some_and(|m| m.len() != shape[0] * k) {
+        return None;
+    }
+    let y = by_rows(rows, k, |first, out| {
+        let s = &s[first * k..][..out.len()];
+        widest!(forward_rows(first, k, s, m, rows_per_sentence, scale, out))
+    });
+    primitive(y, &shape)
+}
+
+/// dx = c · y ⊙ (dy − Σₖ y ⊙ dy) on the host, or `None` unless both are standard f32 buffers of
+/// one shape.
+fn backward_on_host(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> Option<NdArrayTensor> {
+    let shape = dims(y);
+    if dims(dy) != shape {
+        return None;
+    }
+    let (ys, dys) = (f32_slice(y)?, f32_slice(dy)?);
+    let k = *shape.last()?;
+    if k == 0 {
+        return None;
+    }
+    let dx = by_rows(ys.len() / k, k, |first, out| {
+        let range = first * k..first * k + out.len();
+        widest!(backward_rows(
+            k,
+            &ys[range.clone()],
+            &dys[range],
+            scale,
+            out
+        ))
+    });
+    primitive(dx, &shape)
+}
+
+/// Sixteen lanes of a row: `fold` over its elements in runs of sixteen, lane by lane, so that
+/// the loop vectorises; then the lanes are combined in order (the result does not depend on the
+/// vector width).
+#[inline(always)]
+fn lanes(x: impl Fn(usize) -> f32, len: usize, init: f32, fold: impl Fn(f32, f32) -> f32) -> f32 {
+    let mut lanes = [init; 16];
+    let full = len / 16 * 16;
+    for start in (0..full).step_by(16) {
+        for (l, lane) in lanes.iter_mut().enumerate() {
+            *lane = fold(*lane, x(start + l));
+        }
+    }
+    for (lane, i) in lanes.iter_mut().zip(full..len) {
+        *lane = fold(*lane, x(i));
+    }
+    lanes.into_iter().fold(init, fold)
+}
+
+/// Σⱼ xⱼ (in f32: enough for a row of probabilities, whose sum is about 1).
+#[inline(always)]
+fn lane_sum(x: impl Fn(usize) -> f32, len: usize) -> f32 {
+    lanes(x, len, 0.0, |a, b| a + b)
+}
+
+/// maxⱼ xⱼ; NaNs are skipped, as by `f32::max` (a NaN still spoils its row through
+/// exp(NaN − max)).
+#[inline(always)]
+fn lane_max(x: &[f32]) -> f32 {
+    lanes(|i| x[i], x.len(), f32::NEG_INFINITY, f32::max)
+}
+
+/// One row: out = softmax(c·s + m) (see the module docs).
+#[inline(always)]
+fn softmax_row(s: &[f32], m: Option<&[f32]>, scale: f32, out: &mut [MaybeUninit<f32>]) {
+    // z = c·s + m, kept in `out` until the probabilities overwrite it.
+    match m {
+        Some(m) => {
+            for ((o, &s), &m) in out.iter_mut().zip(s).zip(m) {
+                o.write(s * scale + m);
+            }
+        }
+        None => {
+            for (o, &s) in out.iter_mut().zip(s) {
+                o.write(s * scale);
+            }
+        }
+    }
+    // SAFETY: every element of `out` was written just above (zip over s, as long as out).
+    let z = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    let max = lane_max(z);
+    for z in z.iter_mut() {
+        *z = exp_nonpositive(*z - max);
+    }
+    let sum = lane_sum(|j| z[j], z.len());
+    for z in z.iter_mut() {
+        *z /= sum;
+    }
+}
+
+/// One row: out = c · y ⊙ (dy − Σₖ yₖ dyₖ).
+#[inline(always)]
+fn softmax_backward_row(y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUninit<f32>]) {
+    let dot = lane_sum(|j| y[j] * dy[j], y.len().min(dy.len()));
+    for ((o, &y), &dy) in out.iter_mut().zip(y).zip(dy) {
+        o.write(scale * (y * (dy - dot)));
+    }
+}
+
+/// exp(x) for x ≤ 0, branch-free, within 2 ulp; 0 below −87 (exp(−87) ≈ 1.6·10⁻³⁸, the edge of
+/// f32's normal range) and for −∞; NaN for NaN.
+///
+/// Cody–Waite reduction: k = round(x / ln 2) ∈ [−126, 0], r = (x − k ln2_hi) − k ln2_lo with
+/// ln2_hi of 15 significant bits, so k ln2_hi and the first difference are exact and |r| ≤ 0.35;
+/// exp(r) by its Taylor polynomial of degree 7 (remainder < 3·10⁻⁸); 2ᵏ from the exponent bits.
+/// (The same reduction as `gelu_kernel`'s exp(−x²/2).)
+#[inline(always)]
+pub fn exp_nonpositive(x: f32) -> f32 {
+    /// ln 2 = LN2_HI + LN2_LO, LN2_HI = 0x3F317200 (its low 9 bits zero).
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    /// 1.5·2²³: v + ROUND − ROUND is v rounded to the nearest integer for |v| < 2²².
+    const ROUND: f32 = 12_582_912.0;
+    /// The smallest argument kept: exp(−87) is still a normal f32.
+    const LIMIT: f32 = -87.0;
+    // Clamped into [−87, 0] so that k stays in range; `clamp` keeps a NaN.
+    let xc = x.clamp(LIMIT, 0.0);
+    // xc/ln 2 + ROUND rounds to an integer in the binade of ROUND, whose ulp is 1: its bits are
+    // ROUND's plus k (integer arithmetic below, so that the loop vectorises).
+    let shifted = xc * std::f32::consts::LOG2_E + ROUND;
+    let k = shifted - ROUND;
+    let r = (xc - k * LN2_HI) - k * LN2_LO;
+    let mut e = 1.0 / 5040.0;
+    for c in [
+        1.0 / 720.0,
+        1.0 / 120.0,
+        1.0 / 24.0,
+        1.0 / 6.0,
+        0.5,
+        1.0,
+        1.0,
+    ] {
+        e = e * r + c;
+    }
+    // 2ᵏ for k ∈ [−126, 0]: the biased exponent k + 127 in bits 23..30 (for a NaN, garbage
+    // times e = NaN).
+    let two_k = f32::from_bits(
+        shifted
+            .to_bits()
+            .wrapping_sub(ROUND.to_bits())
+            .wrapping_add(127)
+            << 23,
+    );
+    if x < LIMIT { 0.0 } else { e * two_k }
+}
