@@ -15,11 +15,11 @@
 //! only attention's scores see the padded layout.
 
 use burn::module::Module;
-use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use serde::Deserialize;
 
-use super::layers::{attend, gelu};
+use super::layers::{LayerNorm, attend, gelu};
 use super::loss::cross_entropy;
 use super::packing::Packing;
 use crate::measures::Objective;
@@ -79,11 +79,7 @@ impl BertConfig {
     /// A randomly initialised encoder (Burn's default initialisers).
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
         let d = self.hidden_size;
-        let norm = || {
-            LayerNormConfig::new(d)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device)
-        };
+        let norm = || LayerNorm::new(d, self.layer_norm_eps, device);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let layer = (0..self.num_hidden_layers)
             .map(|_| BertLayer {

@@ -22,13 +22,15 @@ use std::any::TypeId;
 use std::f64::consts::{PI, SQRT_2};
 
 use burn::backend::ndarray::NdArrayDevice;
+use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
+use super::fused::layer_norm::layer_norm;
+use super::fused::softmax::scaled_masked_softmax;
 use super::gelu_kernel::gelu_in_place;
-use super::softmax::scaled_masked_softmax;
 
 /// `linear` applied to every token of `x` `[batch, tokens, d_in]` → `[batch, tokens, d_out]`,
 /// as one `[batch·tokens, d_in] × [d_in, d_out]` product (see the module docs for why).
@@ -146,6 +148,42 @@ pub fn multi_head<B: Backend>(
         heads,
         additive_mask,
     )
+}
+
+/// LayerNorm over the last axis: y = γ ⊙ (x − μ)/√(σ² + ε) + β per row.
+///
+/// The fields are `burn::nn::LayerNorm`'s (so the parameter names, `gamma` and `beta`, and the
+/// records are the same); the forward pass is [`layer_norm`], one fused operation on the ndarray
+/// backend (`models::fused`) and Burn's own LayerNorm elsewhere.
+#[derive(Module, Debug)]
+pub struct LayerNorm<B: Backend> {
+    /// The scale γ, `[d]`.
+    pub gamma: Param<Tensor<B, 1>>,
+    /// The shift β, `[d]`.
+    pub beta: Option<Param<Tensor<B, 1>>>,
+    /// ε, added to the variance.
+    pub epsilon: f64,
+}
+
+impl<B: Backend> LayerNorm<B> {
+    /// γ = 1, β = 0 over `d` features (Burn's `LayerNormConfig::new(d).init`).
+    pub fn new(d: usize, epsilon: f64, device: &B::Device) -> Self {
+        Self {
+            gamma: Param::from_tensor(Tensor::ones([d], device)),
+            beta: Some(Param::from_tensor(Tensor::zeros([d], device))),
+            epsilon,
+        }
+    }
+
+    /// LayerNorm of `x` over its last axis.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        layer_norm(
+            x,
+            self.gamma.val(),
+            self.beta.as_ref().map(Param::val),
+            self.epsilon,
+        )
+    }
 }
 
 /// softmax(q⁽ⁱ⁾ k⁽ⁱ⁾ᵀ / √h + mask) v⁽ⁱ⁾ per head i, heads concatenated: projected queries, keys

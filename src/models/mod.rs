@@ -4,11 +4,11 @@ pub mod attention;
 pub mod bert;
 pub mod bert_tail;
 pub mod diagonal;
+pub mod fused;
 pub mod gelu_kernel;
 pub mod layers;
 pub mod loss;
 pub mod packing;
-pub mod softmax;
 pub mod vit;
 
 pub use attention::{SequenceBatch, TinyAttention, TinyAttentionConfig};

@@ -11,11 +11,14 @@
 //! of timm's ViT (`blocks.0.attention.query.weight`, …).
 
 use burn::module::{Module, Param};
-use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use burn::tensor::Distribution;
 
-use super::layers::{dense, gelu, multi_head};
+use super::layers::{LayerNorm, dense, gelu, multi_head};
+
+/// ε of every LayerNorm (Burn's and PyTorch's default).
+const LAYER_NORM_EPS: f64 = 1e-5;
 use super::loss::cross_entropy;
 use crate::measures::Objective;
 use crate::symmetry::{BiasFolding, Symmetric, Symmetry};
@@ -92,7 +95,7 @@ impl VitConfig {
         };
         let blocks = (0..self.depth)
             .map(|_| VitBlock {
-                norm1: LayerNormConfig::new(d).init(device),
+                norm1: LayerNorm::new(d, LAYER_NORM_EPS, device),
                 attention: VitAttention {
                     query: linear(d, d),
                     key: linear(d, d),
@@ -100,7 +103,7 @@ impl VitConfig {
                     output: linear(d, d),
                     heads: self.heads,
                 },
-                norm2: LayerNormConfig::new(d).init(device),
+                norm2: LayerNorm::new(d, LAYER_NORM_EPS, device),
                 fc1: linear(d, self.mlp),
                 fc2: linear(self.mlp, d),
             })
@@ -110,7 +113,7 @@ impl VitConfig {
             cls_token: normal([1, 1, d]),
             pos_embed: normal([1, self.tokens() + 1, d]),
             blocks,
-            norm: LayerNormConfig::new(d).init(device),
+            norm: LayerNorm::new(d, LAYER_NORM_EPS, device),
             head: linear(d, self.classes),
             patch: self.patch,
         };

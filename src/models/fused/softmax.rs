@@ -1,20 +1,15 @@
 //! Attention's softmax, y = softmax(c·s + m) along the last axis, as one operation with its own
 //! backward pass.
 //!
-//! Why: Burn 0.21 writes `softmax` as five tensor operations (a detached row maximum, a
-//! subtraction, `exp`, a row sum, a division), and its autodiff backend records each of them,
-//! so with the scaling c = 1/√h and the additive mask m in front, the attention probabilities
-//! of one layer cost seven passes over `[batch, heads, t, t]` forward and about a dozen
-//! backward. On MiniLM at batch 128 that was 75 ms a layer, 15 % of a forward+backward pass.
-//! Here, on Burn's ndarray backend with f32 tensors, the forward pass is one loop over the
-//! rows on rayon's threads and the backward pass is one more, from the stored output:
+//! Burn's softmax is five operations, each recorded under autodiff; with the scaling
+//! c = 1/√h and the additive mask m in front, attention's probabilities cost seven passes over
+//! `[batch, heads, t, t]` forward and about a dozen backward. Here the forward pass is one loop
+//! over the rows and the backward pass one more, from the stored output:
 //!
 //! ∂ℓ/∂sⱼ = c · yⱼ (∂ℓ/∂yⱼ − Σₖ yₖ ∂ℓ/∂yₖ)
 //!
-//! (the Jacobian of softmax is diag(y) − y yᵀ). Under autodiff the operation is recorded as one
-//! node of the graph (burn-autodiff's `Backward`), whose state is the output y. Elsewhere (the
-//! CUDA backend, f64, a mask of another shape, a mask that requires a gradient) the same
-//! function is computed with Burn's operations, in the order the model used before.
+//! (the Jacobian of softmax is diag(y) − y yᵀ). A mask of another shape than `[n, 1, 1, k]`, or
+//! one that requires a gradient, takes Burn's operations (see [`super`] for the rest).
 //!
 //! # Numerics
 //! Per row: z = c·s + m, M = maxⱼ zⱼ, eⱼ = exp(zⱼ − M), y = e / Σⱼ eⱼ — the max-shift of
@@ -26,7 +21,6 @@
 //! The scores are scaled by multiplying with c rounded to f32 where Burn divided by 1/c, so
 //! the two paths agree to a few ulps, not bit for bit. NaN scores give NaN rows on both.
 
-use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -34,79 +28,14 @@ use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind, unary};
 use burn::backend::ndarray::NdArrayTensor;
-use burn::backend::{Autodiff, NdArray};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::activation::softmax;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
-use ndarray::{ArcArray, IxDyn};
-use rayon::prelude::*;
 
-/// The host backend whose buffers the kernels read, and the same under autodiff.
-type Host = NdArray<f32>;
-type Tracked = Autodiff<Host>;
-
-/// Rows per rayon task: a few hundred rows of attention scores (tens of kilobytes).
-const ROWS_PER_TASK: usize = 256;
-
-/// Calls a kernel of this module compiled for AVX-512 or AVX2 when the CPU has it (the baseline
-/// x86-64 build assumes only SSE2): the same arithmetic in the same order, so the same bits.
-macro_rules! widest {
-    ($kernel:ident($($arg:expr),*)) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: called only on a CPU with the target feature.
-                unsafe { wide::avx512::$kernel($($arg),*) }
-            } else if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: as above.
-                unsafe { wide::avx2::$kernel($($arg),*) }
-            } else {
-                $kernel($($arg),*)
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            $kernel($($arg),*)
-        }
-    }};
-}
-
-/// The row loops compiled for wider vectors.
-#[cfg(target_arch = "x86_64")]
-mod wide {
-    macro_rules! with_feature {
-        ($name:ident, $feature:literal) => {
-            pub mod $name {
-                use std::mem::MaybeUninit;
-                #[target_feature(enable = $feature)]
-                pub fn forward_rows(
-                    first: usize,
-                    k: usize,
-                    s: &[f32],
-                    m: Option<&[f32]>,
-                    rows_per_sentence: usize,
-                    scale: f32,
-                    out: &mut [MaybeUninit<f32>],
-                ) {
-                    super::super::forward_rows(first, k, s, m, rows_per_sentence, scale, out)
-                }
-                #[target_feature(enable = $feature)]
-                pub fn backward_rows(
-                    k: usize,
-                    y: &[f32],
-                    dy: &[f32],
-                    scale: f32,
-                    out: &mut [MaybeUninit<f32>],
-                ) {
-                    super::super::backward_rows(k, y, dy, scale, out)
-                }
-            }
-        };
-    }
-    with_feature!(avx512, "avx512f");
-    with_feature!(avx2, "avx2,fma");
-}
+use super::{
+    Host, Path, Tracked, by_rows, cast, dims, f32_slice, lane_max, lane_sum, primitive, widest,
+};
 
 /// softmax(c·s + m) along the last axis of `scores` `[n, heads, q, k]`, with the additive mask
 /// `m` broadcast from `[n, 1, 1, k]` (0 for a real key, −10⁹ for a padded one); `scale` is c.
@@ -141,14 +70,6 @@ pub fn fuses<B: Backend>(scores: &Tensor<B, 4>, mask: Option<&Tensor<B, 4>>) -> 
     fused_path::<B>(scores, mask).is_some()
 }
 
-/// Where the fused operation runs.
-enum Path {
-    /// On `Autodiff<NdArray<f32>>`: one node of the graph.
-    Tracked,
-    /// On burn-ndarray itself.
-    Untracked,
-}
-
 /// The fused path for these operands, if any (see [`fuses`]).
 fn fused_path<B: Backend>(scores: &Tensor<B, 4>, mask: Option<&Tensor<B, 4>>) -> Option<Path> {
     let [n, _, _, k] = scores.dims();
@@ -156,14 +77,9 @@ fn fused_path<B: Backend>(scores: &Tensor<B, 4>, mask: Option<&Tensor<B, 4>>) ->
         m.dims() == [n, 1, 1, k] && m.dtype() == DType::F32 && !m.is_require_grad()
     });
     if scores.dtype() != DType::F32 || !mask_fits {
-        None
-    } else if TypeId::of::<B>() == TypeId::of::<Tracked>() {
-        Some(Path::Tracked)
-    } else if TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<NdArrayTensor>() {
-        Some(Path::Untracked)
-    } else {
-        None
+        return None;
     }
+    Path::of::<B>()
 }
 
 /// [`scaled_masked_softmax`] with Burn's operations, on any backend: what the models computed
@@ -179,21 +95,6 @@ pub fn by_ops<B: Backend>(
         None => scores,
     };
     softmax(scores, 3)
-}
-
-/// The same tensor seen as one of backend `B2`, when `B2`'s float primitive is `B1`'s.
-///
-/// # Panics
-/// If the primitives differ (the callers check the types first) or `x` is quantised.
-fn cast<B1: Backend, B2: Backend, const D: usize>(x: Tensor<B1, D>) -> Tensor<B2, D> {
-    let TensorPrimitive::Float(primitive) = x.into_primitive() else {
-        panic!("a float tensor, not a quantised one");
-    };
-    let boxed: Box<dyn Any> = Box::new(primitive);
-    let primitive = *boxed
-        .downcast::<B2::FloatTensorPrimitive>()
-        .unwrap_or_else(|_| panic!("the same float primitive on both backends"));
-    Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
 /// The fused forward pass on the host, falling back to Burn's operations for a buffer in
@@ -256,71 +157,35 @@ fn backward_by_ops(y: NdArrayTensor, dy: NdArrayTensor, scale: f32) -> NdArrayTe
     (y * (dy - dot)).mul_scalar(scale).into_primitive().tensor()
 }
 
-/// The elements of an f32 buffer in standard layout.
-fn f32_slice(t: &NdArrayTensor) -> Option<&[f32]> {
-    match t {
-        NdArrayTensor::F32(storage) => storage.view().to_slice(),
-        _ => None,
+widest! {
+    /// Rows `first..` of the forward pass: `s` and `out` hold whole rows of `k` keys; row r's
+    /// mask is row `r / rows_per_sentence` of `m`.
+    fn forward_rows(
+        first: usize,
+        k: usize,
+        s: &[f32],
+        m: Option<&[f32]>,
+        rows_per_sentence: usize,
+        scale: f32,
+        out: &mut [MaybeUninit<f32>],
+    ) {
+        for (i, (s, out)) in s.chunks_exact(k).zip(out.chunks_exact_mut(k)).enumerate() {
+            let mask = m.map(|m| &m[((first + i) / rows_per_sentence) * k..][..k]);
+            softmax_row(s, mask, scale, out);
+        }
     }
 }
 
-/// The shape of an ndarray primitive.
-fn dims(t: &NdArrayTensor) -> Vec<usize> {
-    match t {
-        NdArrayTensor::F32(storage) => storage.view().shape().to_vec(),
-        _ => Vec::new(),
-    }
-}
-
-/// A row-major f32 buffer of `shape` as a primitive.
-fn primitive(values: Vec<f32>, shape: &[usize]) -> Option<NdArrayTensor> {
-    Some(NdArrayTensor::from(
-        ArcArray::from_shape_vec(IxDyn(shape), values).ok()?,
-    ))
-}
-
-/// Writes `rows × k` fresh elements, a task of up to [`ROWS_PER_TASK`] whole rows at a time on
-/// rayon's threads (`f(first row, its rows' elements)`), and returns them.
-fn by_rows(rows: usize, k: usize, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync) -> Vec<f32> {
-    let len = rows * k;
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len]
-        .par_chunks_mut(ROWS_PER_TASK * k)
-        .enumerate()
-        .for_each(|(task, chunk)| f(task * ROWS_PER_TASK, chunk));
-    // SAFETY: the chunks cover 0..len and the kernels write every element of their chunk
-    // (`forward_rows`, `backward_rows`).
-    unsafe { out.set_len(len) };
-    out
-}
-
-/// Rows `first..` of the forward pass: `s` and `out` hold whole rows of `k` keys; row r's
-/// mask is row `r / rows_per_sentence` of `m`.
-#[inline(always)]
-fn forward_rows(
-    first: usize,
-    k: usize,
-    s: &[f32],
-    m: Option<&[f32]>,
-    rows_per_sentence: usize,
-    scale: f32,
-    out: &mut [MaybeUninit<f32>],
-) {
-    for (i, (s, out)) in s.chunks_exact(k).zip(out.chunks_exact_mut(k)).enumerate() {
-        let mask = m.map(|m| &m[((first + i) / rows_per_sentence) * k..][..k]);
-        softmax_row(s, mask, scale, out);
-    }
-}
-
-/// The backward pass over whole rows of `k` keys.
-#[inline(always)]
-fn backward_rows(k: usize, y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUninit<f32>]) {
-    for ((y, dy), out) in y
-        .chunks_exact(k)
-        .zip(dy.chunks_exact(k))
-        .zip(out.chunks_exact_mut(k))
-    {
-        softmax_backward_row(y, dy, scale, out);
+widest! {
+    /// The backward pass over whole rows of `k` keys.
+    fn backward_rows(k: usize, y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUninit<f32>]) {
+        for ((y, dy), out) in y
+            .chunks_exact(k)
+            .zip(dy.chunks_exact(k))
+            .zip(out.chunks_exact_mut(k))
+        {
+            softmax_backward_row(y, dy, scale, out);
+        }
     }
 }
 
@@ -345,7 +210,7 @@ fn forward_on_host(
     }
     let y = by_rows(rows, k, |first, out| {
         let s = &s[first * k..][..out.len()];
-        widest!(forward_rows(first, k, s, m, rows_per_sentence, scale, out))
+        forward_rows(first, k, s, m, rows_per_sentence, scale, out)
     });
     primitive(y, &shape)
 }
@@ -364,46 +229,9 @@ fn backward_on_host(y: &NdArrayTensor, dy: &NdArrayTensor, scale: f32) -> Option
     }
     let dx = by_rows(ys.len() / k, k, |first, out| {
         let range = first * k..first * k + out.len();
-        widest!(backward_rows(
-            k,
-            &ys[range.clone()],
-            &dys[range],
-            scale,
-            out
-        ))
+        backward_rows(k, &ys[range.clone()], &dys[range], scale, out)
     });
     primitive(dx, &shape)
-}
-
-/// Sixteen lanes of a row: `fold` over its elements in runs of sixteen, lane by lane, so that
-/// the loop vectorises; then the lanes are combined in order (the result does not depend on the
-/// vector width).
-#[inline(always)]
-fn lanes(x: impl Fn(usize) -> f32, len: usize, init: f32, fold: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut lanes = [init; 16];
-    let full = len / 16 * 16;
-    for start in (0..full).step_by(16) {
-        for (l, lane) in lanes.iter_mut().enumerate() {
-            *lane = fold(*lane, x(start + l));
-        }
-    }
-    for (lane, i) in lanes.iter_mut().zip(full..len) {
-        *lane = fold(*lane, x(i));
-    }
-    lanes.into_iter().fold(init, fold)
-}
-
-/// Σⱼ xⱼ (in f32: enough for a row of probabilities, whose sum is about 1).
-#[inline(always)]
-fn lane_sum(x: impl Fn(usize) -> f32, len: usize) -> f32 {
-    lanes(x, len, 0.0, |a, b| a + b)
-}
-
-/// maxⱼ xⱼ; NaNs are skipped, as by `f32::max` (a NaN still spoils its row through
-/// exp(NaN − max)).
-#[inline(always)]
-fn lane_max(x: &[f32]) -> f32 {
-    lanes(|i| x[i], x.len(), f32::NEG_INFINITY, f32::max)
 }
 
 /// One row: out = softmax(c·s + m) (see the module docs).

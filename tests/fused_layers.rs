@@ -1,5 +1,6 @@
-//! Attention's fused softmax (`models::softmax`) against Burn's operations: values, gradients
-//! under autodiff, the fallbacks, and its exponential.
+//! The model's fused row operations (`models::fused`) against Burn's operations: attention's
+//! softmax and LayerNorm — values, gradients under autodiff, the fallbacks, softmax's
+//! exponential.
 
 mod common;
 
@@ -7,7 +8,9 @@ use burn::backend::{Autodiff, NdArray};
 use burn::prelude::{Backend, Tensor, TensorData};
 use burn::tensor::DType;
 use common::entries;
-use geosharp::models::softmax::{by_ops, exp_nonpositive, fuses, scaled_masked_softmax};
+use geosharp::models::fused::layer_norm;
+use geosharp::models::fused::softmax::{by_ops, exp_nonpositive, fuses, scaled_masked_softmax};
+use geosharp::models::layers::LayerNorm;
 use std::f32::consts::LN_2;
 
 type H = NdArray<f32>;
@@ -174,4 +177,171 @@ fn the_exponential_is_accurate_to_two_ulps_on_its_domain() {
     assert_eq!(exp_nonpositive(-1e9), 0.0);
     assert_eq!(exp_nonpositive(f32::NEG_INFINITY), 0.0);
     assert!(exp_nonpositive(f32::NAN).is_nan());
+}
+
+// ---- LayerNorm ----------------------------------------------------------------------------
+
+/// BERT's ε.
+const EPS: f64 = 1e-12;
+
+fn vector<B: Backend>(d: usize, seed: u32, offset: f32) -> Tensor<B, 1> {
+    let v: Vec<f32> = entries(d, seed).iter().map(|x| x / 10.0 + offset).collect();
+    Tensor::from_data(TensorData::new(v, [d]), &Default::default())
+}
+
+fn tensor3<B: Backend>(shape: [usize; 3], seed: u32) -> Tensor<B, 3> {
+    let n = shape.iter().product();
+    Tensor::from_data(
+        TensorData::new(entries(n, seed), shape),
+        &Default::default(),
+    )
+}
+
+fn relative_diff(a: &[f32], b: &[f32]) -> (f32, f32) {
+    let scale = b.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+    (max_abs_diff(a, b) / scale.max(f32::MIN_POSITIVE), scale)
+}
+
+#[test]
+fn fused_layer_norm_is_burn_s() {
+    // 3 × 200 rows: more than one task of rows; d = 384 as in MiniLM, 37 to leave partial lanes.
+    for [n, t, d] in [[3, 200, 384], [2, 5, 37]] {
+        let x = tensor3::<H>([n, t, d], 11);
+        let (gamma, beta) = (vector::<H>(d, 12, 1.0), vector::<H>(d, 13, 0.0));
+        assert!(layer_norm::fuses(&x, &gamma, Some(&beta)));
+        let fused = values(layer_norm::layer_norm(
+            x.clone(),
+            gamma.clone(),
+            Some(beta.clone()),
+            EPS,
+        ));
+        let reference = values(layer_norm::by_ops(x, gamma, Some(beta), EPS));
+        let (diff, scale) = relative_diff(&fused, &reference);
+        assert!(
+            diff < 1e-6,
+            "fused vs Burn's LayerNorm: {diff:e} of {scale}"
+        );
+    }
+}
+
+#[test]
+fn the_module_is_burn_s_layer_norm_module() {
+    use burn::module::Param;
+    use burn::nn::LayerNormConfig;
+    let d = 37;
+    let mut burn_s = LayerNormConfig::new(d)
+        .with_epsilon(1e-5)
+        .init::<H>(&Default::default());
+    let mut ours = LayerNorm::<H>::new(d, 1e-5, &Default::default());
+    assert_eq!(values(ours.gamma.val()), vec![1.0; d]);
+    for seed in [14, 15] {
+        let gamma = vector::<H>(d, seed, 1.0);
+        let beta = vector::<H>(d, seed + 10, 0.0);
+        burn_s.gamma = Param::from_tensor(gamma.clone());
+        burn_s.beta = Some(Param::from_tensor(beta.clone()));
+        ours.gamma = Param::from_tensor(gamma);
+        ours.beta = Some(Param::from_tensor(beta));
+        let x = tensor3::<H>([2, 9, d], seed);
+        let (diff, _) = relative_diff(&values(ours.forward(x.clone())), &values(burn_s.forward(x)));
+        assert!(diff < 1e-6, "{diff:e}");
+    }
+}
+
+/// ∂/∂(x, γ, β) of Σ w ⊙ LayerNorm(x), fused and by Burn's autodiff.
+fn layer_norm_gradients(shape: [usize; 3], transposed_weights: bool) -> [(Vec<f32>, Vec<f32>); 3] {
+    let grads = |fused: bool| {
+        let d = shape[2];
+        let x = tensor3::<A>(shape, 16).require_grad();
+        let gamma = vector::<A>(d, 17, 1.0).require_grad();
+        let beta = vector::<A>(d, 18, 0.0).require_grad();
+        assert!(layer_norm::fuses(&x, &gamma, Some(&beta)));
+        let y = if fused {
+            layer_norm::layer_norm(x.clone(), gamma.clone(), Some(beta.clone()), EPS)
+        } else {
+            layer_norm::by_ops(x.clone(), gamma.clone(), Some(beta.clone()), EPS)
+        };
+        let [n, t, d] = shape;
+        let w = if transposed_weights {
+            tensor3::<A>([n, d, t], 19).swap_dims(1, 2)
+        } else {
+            tensor3::<A>(shape, 19)
+        };
+        let g = (y * w).sum().backward();
+        [
+            values(x.grad(&g).expect("∂/∂x")),
+            values(gamma.grad(&g).expect("∂/∂γ")),
+            values(beta.grad(&g).expect("∂/∂β")),
+        ]
+    };
+    let (fused, reference) = (grads(true), grads(false));
+    let [a, b, c] = fused;
+    let [d, e, f] = reference;
+    [(a, d), (b, e), (c, f)]
+}
+
+#[test]
+fn fused_layer_norm_s_gradients_are_burn_s() {
+    for (shape, transposed) in [
+        ([3, 200, 384], false),
+        ([2, 5, 37], false),
+        ([2, 5, 37], true),
+    ] {
+        for (name, (fused, reference)) in ["x", "γ", "β"]
+            .iter()
+            .zip(layer_norm_gradients(shape, transposed))
+        {
+            let (diff, scale) = relative_diff(&fused, &reference);
+            assert!(
+                scale > 0.1,
+                "a gradient worth comparing: max |∂/∂{name}| = {scale}"
+            );
+            assert!(
+                diff < 1e-5,
+                "∂/∂{name} {shape:?} (transposed dy: {transposed}): {diff:e} of {scale}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_constant_row_normalises_to_beta_with_finite_gradients() {
+    let d = 37;
+    let x = Tensor::<A, 3>::from_data(
+        TensorData::new(vec![2.5f32; 2 * d], [1, 2, d]),
+        &Default::default(),
+    )
+    .require_grad();
+    let (gamma, beta) = (vector::<A>(d, 20, 1.0), vector::<A>(d, 21, 0.0));
+    let y = layer_norm::layer_norm(x.clone(), gamma, Some(beta.clone()), EPS);
+    let beta = values(beta);
+    assert_eq!(values(y.clone()), [beta.clone(), beta].concat());
+    let g = (y * tensor3::<A>([1, 2, d], 22)).sum().backward();
+    assert!(values(x.grad(&g).unwrap()).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn other_layer_norm_operands_take_burn_s_operations() {
+    let d = 37;
+    let x = tensor3::<H>([2, 5, d], 23);
+    let (gamma, beta) = (vector::<H>(d, 24, 1.0), vector::<H>(d, 25, 0.0));
+    // No shift; f64.
+    assert!(!layer_norm::fuses(&x, &gamma, None));
+    let y = values(layer_norm::layer_norm(x.clone(), gamma.clone(), None, EPS));
+    assert_eq!(
+        y,
+        values(layer_norm::by_ops(x.clone(), gamma.clone(), None, EPS))
+    );
+    let (x64, g64, b64) = (
+        x.cast(DType::F64),
+        gamma.cast(DType::F64),
+        beta.cast(DType::F64),
+    );
+    assert!(!layer_norm::fuses(&x64, &g64, Some(&b64)));
+    let y = values(layer_norm::layer_norm(
+        x64.clone(),
+        g64.clone(),
+        Some(b64.clone()),
+        EPS,
+    ));
+    assert_eq!(y, values(layer_norm::by_ops(x64, g64, Some(b64), EPS)));
 }
