@@ -40,34 +40,18 @@ const ERFCX_P: [f32; 10] = [
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 
-/// exp(−x²/2), to within a few ulps for every f32 x.
-///
-/// x = x_h + x_l with x_h the top 12 significant bits of x, so x²/2 = t_h + δ with
-/// t_h = x_h²/2 exact in f32 and δ = x_l (x_h + x_l/2) small. Cody–Waite reduction:
-/// k = round(−x²/(2 ln 2)), r = (−t_h − k ln2_hi) − δ − k ln2_lo, where ln2_hi has 15
-/// significant bits so that k ln2_hi is exact for |k| ≤ 126 and the first difference is exact;
-/// then exp(r) for |r| ≤ 0.35 by its Taylor polynomial of degree 7 (remainder < 3·10⁻⁸), and
-/// 2^k from the exponent bits. Zero once |x| > 13.19 (x²/2 > 86.99), where exp(−x²/2) is about
-/// to leave f32's normal range; NaN for NaN.
+/// ln 2 = LN2_HI + LN2_LO for Cody–Waite reduction: LN2_HI = 0x3F317200 has its low 9 bits
+/// zero (15 significant bits), so k·LN2_HI is exact for |k| ≤ 126.
+pub(crate) const LN2_HI: f32 = 0.693_145_75;
+/// The rest of ln 2 after [`LN2_HI`].
+pub(crate) const LN2_LO: f32 = 1.428_606_8e-6;
+/// 1.5·2²³: v + ROUND − ROUND is v rounded to the nearest integer for |v| < 2²².
+pub(crate) const ROUND: f32 = 12_582_912.0;
+
+/// exp(r) for a reduced argument |r| ≤ 0.35 by its Taylor polynomial of degree 7, in Horner
+/// form (remainder < 3·10⁻⁸ relative).
 #[inline(always)]
-fn exp_minus_half_square(x: f32) -> f32 {
-    /// ln 2 = LN2_HI + LN2_LO, LN2_HI = 0x3F317200 (its low 9 bits zero).
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    /// 1.5·2²³: v + ROUND − ROUND is v rounded to the nearest integer for |v| < 2²².
-    const ROUND: f32 = 12_582_912.0;
-    /// The largest x²/2 handled: exp(−87) ≈ 1.6·10⁻³⁸ is still a normal f32; and the largest
-    /// |x| (13.19²/2 = 86.99) below it.
-    const LIMIT: f32 = 87.0;
-    const X_MAX: f32 = 13.19;
-    let xh = f32::from_bits(x.to_bits() & 0xFFFF_F000);
-    let xl = x - xh;
-    let th = 0.5 * xh * xh;
-    let delta = xl * (xh + 0.5 * xl);
-    // Capped so that k stays in range (and finite for x = ±∞, whose result is set below).
-    let t = (th + delta).min(LIMIT);
-    let k = (-t * std::f32::consts::LOG2_E + ROUND) - ROUND;
-    let r = ((-th - k * LN2_HI) - delta) - k * LN2_LO;
+pub(crate) fn exp_reduced(r: f32) -> f32 {
     let mut e = 1.0 / 5040.0;
     for c in [
         1.0 / 720.0,
@@ -80,6 +64,33 @@ fn exp_minus_half_square(x: f32) -> f32 {
     ] {
         e = e * r + c;
     }
+    e
+}
+
+/// exp(−x²/2), to within a few ulps for every f32 x.
+///
+/// x = x_h + x_l with x_h the top 12 significant bits of x, so x²/2 = t_h + δ with
+/// t_h = x_h²/2 exact in f32 and δ = x_l (x_h + x_l/2) small. Cody–Waite reduction:
+/// k = round(−x²/(2 ln 2)), r = (−t_h − k ln2_hi) − δ − k ln2_lo, where ln2_hi has 15
+/// significant bits so that k ln2_hi is exact for |k| ≤ 126 and the first difference is exact;
+/// then exp(r) for |r| ≤ 0.35 by its Taylor polynomial of degree 7 (remainder < 3·10⁻⁸), and
+/// 2^k from the exponent bits. Zero once |x| > 13.19 (x²/2 > 86.99), where exp(−x²/2) is about
+/// to leave f32's normal range; NaN for NaN.
+#[inline(always)]
+fn exp_minus_half_square(x: f32) -> f32 {
+    /// The largest x²/2 handled: exp(−87) ≈ 1.6·10⁻³⁸ is still a normal f32; and the largest
+    /// |x| (13.19²/2 = 86.99) below it.
+    const LIMIT: f32 = 87.0;
+    const X_MAX: f32 = 13.19;
+    let xh = f32::from_bits(x.to_bits() & 0xFFFF_F000);
+    let xl = x - xh;
+    let th = 0.5 * xh * xh;
+    let delta = xl * (xh + 0.5 * xl);
+    // Capped so that k stays in range (and finite for x = ±∞, whose result is set below).
+    let t = (th + delta).min(LIMIT);
+    let k = (-t * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = ((-th - k * LN2_HI) - delta) - k * LN2_LO;
+    let e = exp_reduced(r);
     // 2^k for k ∈ [−126, 0]: the biased exponent k + 127 in bits 23..30.
     let two_k = f32::from_bits(((k as i32 + 127) as u32) << 23);
     if x.abs() > X_MAX { 0.0 } else { e * two_k }

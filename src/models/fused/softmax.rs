@@ -33,6 +33,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 
+use crate::models::gelu_kernel::{LN2_HI, LN2_LO, ROUND, exp_reduced};
+
 use super::{
     Host, Path, Tracked, by_rows, cast, dims, f32_slice, lane_max, lane_sum, primitive, widest,
 };
@@ -280,11 +282,6 @@ fn softmax_backward_row(y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUnini
 /// (The same reduction as `gelu_kernel`'s exp(−x²/2).)
 #[inline(always)]
 pub fn exp_nonpositive(x: f32) -> f32 {
-    /// ln 2 = LN2_HI + LN2_LO, LN2_HI = 0x3F317200 (its low 9 bits zero).
-    const LN2_HI: f32 = 0.693_145_75;
-    const LN2_LO: f32 = 1.428_606_8e-6;
-    /// 1.5·2²³: v + ROUND − ROUND is v rounded to the nearest integer for |v| < 2²².
-    const ROUND: f32 = 12_582_912.0;
     /// The smallest argument kept: exp(−87) is still a normal f32.
     const LIMIT: f32 = -87.0;
     // Clamped into [−87, 0] so that k stays in range; `clamp` keeps a NaN.
@@ -294,18 +291,7 @@ pub fn exp_nonpositive(x: f32) -> f32 {
     let shifted = xc * std::f32::consts::LOG2_E + ROUND;
     let k = shifted - ROUND;
     let r = (xc - k * LN2_HI) - k * LN2_LO;
-    let mut e = 1.0 / 5040.0;
-    for c in [
-        1.0 / 720.0,
-        1.0 / 120.0,
-        1.0 / 24.0,
-        1.0 / 6.0,
-        0.5,
-        1.0,
-        1.0,
-    ] {
-        e = e * r + c;
-    }
+    let e = exp_reduced(r);
     // 2ᵏ for k ∈ [−126, 0]: the biased exponent k + 127 in bits 23..30 (for a NaN, garbage
     // times e = NaN).
     let two_k = f32::from_bits(
