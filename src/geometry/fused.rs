@@ -61,12 +61,7 @@ impl HostF32 {
 
     /// The elements in row-major order (`None` unless f32 in standard layout).
     fn try_slice(&self) -> Option<&[f32]> {
-        match &self.tensor {
-            // The view borrows the storage `self` owns; `to_slice` hands out its elements for
-            // that borrow, and only for standard layout.
-            NdArrayTensor::F32(storage) => storage.view().to_slice(),
-            _ => None,
-        }
+        f32_slice(&self.tensor)
     }
 
     /// The elements in row-major order: [`of`](Self::of) admits only buffers that have them,
@@ -75,6 +70,25 @@ impl HostF32 {
         self.try_slice()
             .expect("`HostF32::of` admits only f32 buffers in standard layout")
     }
+}
+
+/// The elements of burn-ndarray's primitive in row-major order (`None` unless f32 in standard
+/// layout); shared with `models::fused`.
+pub(crate) fn f32_slice(t: &NdArrayTensor) -> Option<&[f32]> {
+    match t {
+        // The view borrows the storage `t` holds; `to_slice` hands out its elements for that
+        // borrow, and only for standard layout.
+        NdArrayTensor::F32(storage) => storage.view().to_slice(),
+        _ => None,
+    }
+}
+
+/// A row-major f32 buffer of `shape` as burn-ndarray's primitive (`None` if the lengths
+/// disagree); shared with `models::fused`.
+pub(crate) fn f32_primitive(values: Vec<f32>, shape: &[usize]) -> Option<NdArrayTensor> {
+    Some(NdArrayTensor::from(
+        ArcArray::from_shape_vec(IxDyn(shape), values).ok()?,
+    ))
 }
 
 /// Whether [`combination`] and [`weighted_dot`] read `x`'s buffer directly (an f32 tensor in
@@ -89,8 +103,7 @@ fn from_host<B: Backend, const D: usize>(
     values: Vec<f32>,
     shape: &[usize],
 ) -> Option<Tensor<B, D>> {
-    let array = ArcArray::from_shape_vec(IxDyn(shape), values).ok()?;
-    let boxed: Box<dyn Any> = Box::new(NdArrayTensor::from(array));
+    let boxed: Box<dyn Any> = Box::new(f32_primitive(values, shape)?);
     let primitive = *boxed.downcast::<B::FloatTensorPrimitive>().ok()?;
     Some(Tensor::from_primitive(TensorPrimitive::Float(primitive)))
 }

@@ -1,7 +1,7 @@
 //! LayerNorm over the last axis as one operation with its own backward pass.
 //!
 //! Per row x of d values, with μ = Σⱼ xⱼ / d, the biased variance σ² = Σⱼ (xⱼ − μ)² / d (two
-//! passes, not E[x²] − μ², which cancels) and r = 1/√(σ² + ε):
+//! passes, not E(x²) − μ², which cancels) and r = 1/√(σ² + ε):
 //!
 //! x̂ = (x − μ) r,  y = γ ⊙ x̂ + β.
 //!

@@ -14,7 +14,7 @@
 //! standard layout; elsewhere (the CUDA backend, f64, a strided view) the same functions are
 //! computed with Burn's operations, in the order the models used before. The tensors are
 //! reached through their primitives by `Any` downcasting, without a copy. Kernels are compiled
-//! for AVX-512 and AVX2 besides the SSE2 baseline and chosen at run time ([`widest`]); they do
+//! for AVX-512 and AVX2 besides the SSE2 baseline and chosen at run time (`widest!`); they do
 //! the same arithmetic in the same order, so every CPU gets the same bits.
 
 pub mod layer_norm;
@@ -27,8 +27,10 @@ use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::TensorPrimitive;
-use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
+
+// burn-ndarray's buffers, read and built as `geometry::fused` does.
+use crate::geometry::fused::{f32_primitive as primitive, f32_slice};
 
 /// The host backend whose buffers the kernels read.
 type Host = NdArray<f32>;
@@ -74,27 +76,12 @@ fn cast<B1: Backend, B2: Backend, const D: usize>(x: Tensor<B1, D>) -> Tensor<B2
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
 }
 
-/// The elements of an f32 buffer in standard layout.
-fn f32_slice(t: &NdArrayTensor) -> Option<&[f32]> {
-    match t {
-        NdArrayTensor::F32(storage) => storage.view().to_slice(),
-        _ => None,
-    }
-}
-
 /// The shape of an f32 primitive (empty for any other dtype).
 fn dims(t: &NdArrayTensor) -> Vec<usize> {
     match t {
         NdArrayTensor::F32(storage) => storage.view().shape().to_vec(),
         _ => Vec::new(),
     }
-}
-
-/// A row-major f32 buffer of `shape` as a primitive.
-fn primitive(values: Vec<f32>, shape: &[usize]) -> Option<NdArrayTensor> {
-    Some(NdArrayTensor::from(
-        ArcArray::from_shape_vec(IxDyn(shape), values).ok()?,
-    ))
 }
 
 /// `rows × k` fresh elements, written a task of up to [`ROWS_PER_TASK`] whole rows at a time on
