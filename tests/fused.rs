@@ -250,6 +250,54 @@ fn the_update_is_the_textbook_auto_pgd_step() {
     }
 }
 
+/// Bits of every part of a tangent vector.
+fn tangent_bits(t: Tangent<F32>) -> Vec<Vec<u32>> {
+    t.parts.into_iter().map(bits).collect()
+}
+
+/// A product runs its blocks side by side on the host: every operation gives the bits it
+/// gives with the blocks run one after another, on one thread or several.
+#[test]
+fn blocks_side_by_side_give_the_bits_of_blocks_one_after_another() {
+    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
+        let (g, zero) = geometry(metric);
+        let u = g.horizontal(&g.whiten(&Probes::new(11).gaussian(&zero)));
+        let u = u.map(|p| p.mul_scalar(0.1));
+        let c = Probes::new(12).gaussian(&zero);
+        let all = |g: &Product<F32>| {
+            (
+                scalar(g.norm(&u)).to_bits(),
+                tangent_bits(Tangent::new(g.step(&u))),
+                tangent_bits(g.step_vjp(&u, &c)),
+                tangent_bits(g.horizontal(&c)),
+                tangent_bits(g.riemannian_gradient(&c)),
+                g.block_sq_norms(&u)
+                    .into_iter()
+                    .map(|x| scalar(x).to_bits())
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let parallel = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("pool")
+                .install(|| all(&g))
+        };
+        let (one, three) = (parallel(1), parallel(3));
+        let (g, _) = geometry(metric);
+        let sequential = all(&g.sequential());
+        assert!(
+            one == sequential,
+            "{metric}: 1 thread against one after another"
+        );
+        assert!(
+            three == sequential,
+            "{metric}: 3 threads against one after another"
+        );
+    }
+}
+
 /// The frame's weight checks count on the host: non-finite entries, and entries below the
 /// zero floor, across chunks, as Burn's operations count them; and refuse the block with
 /// those counts.

@@ -191,12 +191,15 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn inner(&self, a: &[Tensor<B, 3>], b: &[Tensor<B, 3>]) -> Tensor<B, 1> {
-        // tr(S⁻¹ ηᵀ ζ) = Σ (η S⁻¹) ⊙ ζ for symmetric S⁻¹.
+        // tr(S⁻¹ ηᵀ ζ) = Σ S⁻¹ ⊙ (ηᵀ ζ) for symmetric S⁻¹: one h×n by n×h product per head
+        // and a sum over h² terms, where (η S⁻¹) ⊙ ζ would take an n×h by h×h product and a
+        // sum over n·h terms.
         let (wg, wh) = match self.metric {
             Metric::Mix => (self.sh.clone(), self.sg.clone()),
             _ => (self.sg_inv.clone(), self.sh_inv.clone()),
         };
-        dot(f64(&a[0]).matmul(wg), f64(&b[0])) + dot(f64(&a[1]).matmul(wh), f64(&b[1]))
+        let gram = |a: &Tensor<B, 3>, b: &Tensor<B, 3>| t(f64(a)).matmul(f64(b));
+        dot(wg, gram(&a[0], &b[0])) + dot(wh, gram(&a[1], &b[1]))
     }
 
     fn riemannian_gradient(&self, g: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
@@ -221,16 +224,24 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         let (g, h) = (self.g(), self.h());
         let gram_g = t(xg.clone()).matmul(xg.clone());
         let gram_h = t(xh.clone()).matmul(xh.clone());
+        // The h×h factors are multiplied first, so that each side takes two n×h by h×h
+        // products (besides the two Gram-type products), not three or four.
         Ok(self.back(match self.metric {
-            Metric::Mix => [
-                (xg.clone().matmul(sym(xh.clone(), h.clone())) - g.clone().matmul(gram_h))
-                    .matmul(self.sh_inv.clone()),
-                (xh.matmul(sym(xg, g)) - h.matmul(gram_g)).matmul(self.sg_inv.clone()),
-            ],
+            // Γ_G = ξ_G (M_H S_H⁻¹) − G (ξ_Hᵀξ_H S_H⁻¹), and Γ_H alike.
+            Metric::Mix => {
+                let (m_g, m_h) = (sym(xg.clone(), g.clone()), sym(xh.clone(), h.clone()));
+                [
+                    xg.matmul(m_h.matmul(self.sh_inv.clone()))
+                        - g.matmul(gram_h.matmul(self.sh_inv.clone())),
+                    xh.matmul(m_g.matmul(self.sg_inv.clone()))
+                        - h.matmul(gram_g.matmul(self.sg_inv.clone())),
+                ]
+            }
+            // Γ = −ξ (S⁻¹ M) + W (S⁻¹ ξᵀξ) per side.
             _ => {
                 let side = |x: Tensor<B, 3>, w: Tensor<B, 3>, s_inv: Tensor<B, 3>, gram| {
-                    -x.clone().matmul(s_inv.clone()).matmul(sym(x, w.clone()))
-                        + w.matmul(s_inv).matmul(gram)
+                    -x.clone().matmul(s_inv.clone().matmul(sym(x, w.clone())))
+                        + w.matmul(s_inv.matmul(gram))
                 };
                 [
                     side(xg, g, self.sg_inv.clone(), gram_g),
@@ -253,25 +264,28 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
             // Γ_G = (ξ_G M_H − G ξ_Hᵀξ_H) S_H⁻¹ and Γ_H = (ξ_H M_G − H ξ_Gᵀξ_G) S_G⁻¹, M = ξᵀW + Wᵀξ.
             // With D = C S⁻¹ of one side (W its factor, ξ_W its tangent) and the other side (V, ξ_V):
             // δ_W gets D M_V; δ_V gets V (R + Rᵀ) − ξ_V (T + Tᵀ), R = Dᵀ ξ_W, T = Dᵀ W.
+            // D is never formed: D M_V = C (S⁻¹ M_V), R = S⁻¹ (Cᵀ ξ_W), T = S⁻¹ (Cᵀ W), so the
+            // n×h products are three per side instead of four.
             Metric::Mix => {
-                let dg = cg.matmul(self.sh_inv.clone());
-                let dh = ch.matmul(self.sg_inv.clone());
-                let from_g = |d: &Tensor<B, 3>,
-                              w: &Tensor<B, 3>,
-                              xw: &Tensor<B, 3>,
-                              v: &Tensor<B, 3>,
-                              xv: &Tensor<B, 3>| {
-                    let own = d.clone().matmul(sym(xv.clone(), v.clone()));
-                    let r = t(d.clone()).matmul(xw.clone());
-                    let tt = t(d.clone()).matmul(w.clone());
+                let (m_g, m_h) = (sym(xg.clone(), g.clone()), sym(xh.clone(), h.clone()));
+                let from = |c: &Tensor<B, 3>,
+                            s_inv: &Tensor<B, 3>,
+                            w: &Tensor<B, 3>,
+                            xw: &Tensor<B, 3>,
+                            v: &Tensor<B, 3>,
+                            xv: &Tensor<B, 3>,
+                            m_v: Tensor<B, 3>| {
+                    let own = c.clone().matmul(s_inv.clone().matmul(m_v));
+                    let r = s_inv.clone().matmul(t(c.clone()).matmul(xw.clone()));
+                    let tt = s_inv.clone().matmul(t(c.clone()).matmul(w.clone()));
                     let other = v.clone().matmul(sym2(r)) - xv.clone().matmul(sym2(tt));
                     (own, other)
                 };
-                let (g_own, h_from_g) = from_g(&dg, &g, &xg, &h, &xh);
-                let (h_own, g_from_h) = from_g(&dh, &h, &xh, &g, &xg);
+                let (g_own, h_from_g) = from(&cg, &self.sh_inv, &g, &xg, &h, &xh, m_h);
+                let (h_own, g_from_h) = from(&ch, &self.sg_inv, &h, &xh, &g, &xg, m_g);
                 [g_own + g_from_h, h_own + h_from_g]
             }
-            // Γ = −ξ S⁻¹ M + W S⁻¹ ξᵀξ per side; a = −C M S⁻¹ − W (P + Pᵀ) + ξ (Q + Qᵀ),
+            // Γ = −ξ S⁻¹ M + W S⁻¹ ξᵀξ per side; a = −C (M S⁻¹) − W (P + Pᵀ) + ξ (Q + Qᵀ),
             // P = Cᵀ ξ S⁻¹, Q = Cᵀ W S⁻¹.
             _ => {
                 let side =
@@ -279,7 +293,7 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
                         let m = sym(x.clone(), w.clone());
                         let p = t(cc.clone()).matmul(x.clone()).matmul(s_inv.clone());
                         let q = t(cc.clone()).matmul(w.clone()).matmul(s_inv.clone());
-                        -cc.matmul(m).matmul(s_inv) - w.matmul(sym2(p)) + x.matmul(sym2(q))
+                        -cc.matmul(m.matmul(s_inv)) - w.matmul(sym2(p)) + x.matmul(sym2(q))
                     };
                 [
                     side(xg, g, cg, self.sg_inv.clone()),

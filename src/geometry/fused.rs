@@ -23,9 +23,9 @@
 //! * [`weighted_dot`] forms each term uᵢ·wᵢ·vᵢ in f32 (as `(u ⊙ w) ⊙ v` does) and adds the
 //!   terms in f64, over chunks of [`CHUNK`] whose sums are added in order: the result does not
 //!   depend on the number of threads, and it is at least as accurate as the backend's path
-//!   ([`dot`](super::dot): f32 sums over runs of 256, then f64).
+//!   (`geometry::base::dot`: f32 sums over runs of 256, then f64).
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::mem::MaybeUninit;
 
 use burn::backend::ndarray::NdArrayTensor;
@@ -89,6 +89,12 @@ pub(crate) fn f32_primitive(values: Vec<f32>, shape: &[usize]) -> Option<NdArray
     Some(NdArrayTensor::from(
         ArcArray::from_shape_vec(IxDyn(shape), values).ok()?,
     ))
+}
+
+/// Whether `B`'s tensors live in host memory: its float primitive is burn-ndarray's, whatever
+/// the element type, layout or autodiff wrapping of a particular tensor.
+pub fn host_backend<B: Backend>() -> bool {
+    TypeId::of::<B::FloatTensorPrimitive>() == TypeId::of::<NdArrayTensor>()
 }
 
 /// Whether [`combination`] and [`weighted_dot`] read `x`'s buffer directly (an f32 tensor in

@@ -18,11 +18,13 @@
 use std::ops::Range;
 
 use burn::prelude::{Backend, Tensor};
+use rayon::prelude::*;
 
 use super::attention_gl::AttentionGl;
 use super::base::{GeodesicStep, Geometry, Metric};
 use super::elementwise::{Elementwise, ZeroWeights};
 use super::error::Error;
+use super::fused;
 use super::rescaling::Rescaling;
 use super::tangent::Tangent;
 use crate::symmetry::{BlockKind, BlockLayout};
@@ -121,9 +123,21 @@ impl GeometryConfig {
     }
 }
 
+/// A block's geometry, shareable between the threads that run blocks side by side.
+type Block<B> = Box<dyn Geometry<B> + Send + Sync>;
+
 /// The product geometry of all blocks at one base point.
+///
+/// Where the device is the host, the blocks' operations run side by side on rayon's threads
+/// (each block's own operations may spread further): a GL(h) block's work is dozens of small
+/// batched products on `[heads, n, h]` tensors, each too small to keep two threads busy
+/// without waiting on each other, so running whole blocks at once halves that waiting. The
+/// results are collected and summed in block order, so they do not depend on the thread count.
+/// On any other device the blocks run one after another, as the device queues them anyway.
 pub struct Product<B: Backend> {
-    blocks: Vec<Box<dyn Geometry<B>>>,
+    blocks: Vec<Block<B>>,
+    /// Whether blocks run side by side (the device is the host).
+    parallel: bool,
     active: Vec<bool>,
     steps: Vec<GeodesicStep>,
     ranges: Vec<Range<usize>>,
@@ -158,7 +172,7 @@ impl<B: Backend> Product<B> {
             let parts = base[range.clone()].to_vec();
             let name = block.name.as_str();
             let zeros = config.zero_weights;
-            let (geometry, step): (Box<dyn Geometry<B>>, _) = match (config.metric, block.kind) {
+            let (geometry, step): (Block<B>, _) = match (config.metric, block.kind) {
                 (Metric::Euclidean, _) => (
                     Box::new(Elementwise::euclidean(name, parts)?),
                     config.steps.elementwise,
@@ -203,6 +217,7 @@ impl<B: Backend> Product<B> {
             names.push(block.name.clone());
         }
         Ok(Self {
+            parallel: fused::host_backend::<B>(),
             active: vec![true; blocks.len()],
             blocks,
             steps,
@@ -219,6 +234,14 @@ impl<B: Backend> Product<B> {
         self.active = self.names.iter().map(|n| keep(n)).collect();
         let kept = self.active.iter().filter(|a| **a).count();
         (self, kept)
+    }
+
+    /// The same geometry with its blocks run one after another on the host too, for callers
+    /// that already keep every thread busy, and for comparisons: the results are the same bit
+    /// for bit (`tests/fused.rs`).
+    pub fn sequential(mut self) -> Self {
+        self.parallel = false;
+        self
     }
 
     /// Whether block `b` is perturbed.
@@ -260,30 +283,41 @@ impl<B: Backend> Product<B> {
         &u.parts[self.ranges[b].clone()]
     }
 
+    /// `f(b)` for every block b, in block order: side by side where the device is the host
+    /// (see the type's docs), else one after another.
+    fn map_blocks<T: Send>(&self, f: impl Fn(usize) -> T + Send + Sync) -> Vec<T> {
+        if self.parallel {
+            (0..self.len()).into_par_iter().map(f).collect()
+        } else {
+            (0..self.len()).map(f).collect()
+        }
+    }
+
     /// Applies `f` to every active block's parts; inactive blocks get zeros.
     fn per_block(
         &self,
         u: &Tangent<B>,
-        f: impl Fn(usize, &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>,
+        f: impl Fn(usize, &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> + Send + Sync,
     ) -> Tangent<B> {
         Tangent::new(
-            (0..self.len())
-                .flat_map(|b| {
-                    let parts = self.parts(b, u);
-                    if self.active[b] {
-                        f(b, parts)
-                    } else {
-                        parts.iter().map(Tensor::zeros_like).collect()
-                    }
-                })
-                .collect(),
+            self.map_blocks(|b| {
+                let parts = self.parts(b, u);
+                if self.active[b] {
+                    f(b, parts)
+                } else {
+                    parts.iter().map(Tensor::zeros_like).collect()
+                }
+            })
+            .into_iter()
+            .flatten()
+            .collect(),
         )
     }
 
-    /// ⟨u, v⟩_w = Σ_b ⟨u_b, v_b⟩_w.
+    /// ⟨u, v⟩_w = Σ_b ⟨u_b, v_b⟩_w, the blocks' terms added in block order.
     pub fn inner(&self, u: &Tangent<B>, v: &Tangent<B>) -> Tensor<B, 1> {
-        (0..self.len())
-            .map(|b| self.blocks[b].inner(self.parts(b, u), self.parts(b, v)))
+        self.map_blocks(|b| self.blocks[b].inner(self.parts(b, u), self.parts(b, v)))
+            .into_iter()
             .reduce(|a, b| a + b)
             .expect("a model has at least one block")
     }
@@ -295,12 +329,10 @@ impl<B: Backend> Product<B> {
 
     /// ‖u_b‖²_w for every block b.
     pub fn block_sq_norms(&self, u: &Tangent<B>) -> Vec<Tensor<B, 1>> {
-        (0..self.len())
-            .map(|b| {
-                let p = self.parts(b, u);
-                self.blocks[b].inner(p, p)
-            })
-            .collect()
+        self.map_blocks(|b| {
+            let p = self.parts(b, u);
+            self.blocks[b].inner(p, p)
+        })
     }
 
     /// The Riemannian gradient from a Euclidean gradient.
@@ -327,28 +359,30 @@ impl<B: Backend> Product<B> {
     /// inactive blocks).
     pub fn step_vjp(&self, xi: &Tangent<B>, cotangent: &Tangent<B>) -> Tangent<B> {
         Tangent::new(
-            (0..self.len())
-                .flat_map(|b| {
-                    let c = self.parts(b, cotangent);
-                    if !self.active[b] {
-                        return c.iter().map(Tensor::zeros_like).collect();
-                    }
-                    self.blocks[b]
-                        .step_vjp(self.parts(b, xi), self.steps[b], c)
-                        .expect("steps are validated when the product is built")
-                })
-                .collect(),
+            self.map_blocks(|b| {
+                let c = self.parts(b, cotangent);
+                if !self.active[b] {
+                    return c.iter().map(Tensor::zeros_like).collect();
+                }
+                self.blocks[b]
+                    .step_vjp(self.parts(b, xi), self.steps[b], c)
+                    .expect("steps are validated when the product is built")
+            })
+            .into_iter()
+            .flatten()
+            .collect(),
         )
     }
 
     /// v(ξ): every block's configured geodesic step (parts of a point).
     pub fn step(&self, xi: &Tangent<B>) -> Vec<Tensor<B, 3>> {
-        (0..self.len())
-            .flat_map(|b| {
-                self.blocks[b]
-                    .step(self.parts(b, xi), self.steps[b])
-                    .expect("steps are validated when the product is built")
-            })
-            .collect()
+        self.map_blocks(|b| {
+            self.blocks[b]
+                .step(self.parts(b, xi), self.steps[b])
+                .expect("steps are validated when the product is built")
+        })
+        .into_iter()
+        .flatten()
+        .collect()
     }
 }

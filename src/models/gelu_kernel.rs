@@ -9,9 +9,9 @@
 //!   so one exponential serves Φ and φ; Φ(x) = ½ erfc(a) for x < 0 and 1 − ½ erfc(a)
 //!   otherwise — no cancellation on the left tail, where 1 + erf(x/√2) would lose everything;
 //! * erfcx(a) (1 + 2a) = p(q) with q = (a − 2)/(a + 2) ∈ [−1, 1): a smooth function from 1 to
-//!   2/√π, fitted by a degree-9 polynomial ([`ERFCX_P`]);
+//!   2/√π, fitted by a degree-9 polynomial (`ERFCX_P`);
 //! * exp(−x²/2) with x²/2 split into an exact head (the top 12 bits of x, squared) and a small
-//!   tail, so that the rounding of x² does not grow with x² ([`exp_minus_half_square`]).
+//!   tail, so that the rounding of x² does not grow with x² (`exp_minus_half_square`).
 //!
 //! Accuracy: Φ within 3·10⁻⁷ relative of the f64 closed form over the whole f32 line (the
 //! tests check it on a dense grid), against ≈ 1.2·10⁻⁷ for one rounding. Rust never contracts
