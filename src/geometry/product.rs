@@ -293,25 +293,30 @@ impl<B: Backend> Product<B> {
         }
     }
 
+    /// The parts `f(b)` of every block b, concatenated in block order (by [`map_blocks`]).
+    ///
+    /// [`map_blocks`]: Self::map_blocks
+    fn concat_blocks(
+        &self,
+        f: impl Fn(usize) -> Vec<Tensor<B, 3>> + Send + Sync,
+    ) -> Vec<Tensor<B, 3>> {
+        self.map_blocks(f).into_iter().flatten().collect()
+    }
+
     /// Applies `f` to every active block's parts; inactive blocks get zeros.
     fn per_block(
         &self,
         u: &Tangent<B>,
         f: impl Fn(usize, &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> + Send + Sync,
     ) -> Tangent<B> {
-        Tangent::new(
-            self.map_blocks(|b| {
-                let parts = self.parts(b, u);
-                if self.active[b] {
-                    f(b, parts)
-                } else {
-                    parts.iter().map(Tensor::zeros_like).collect()
-                }
-            })
-            .into_iter()
-            .flatten()
-            .collect(),
-        )
+        Tangent::new(self.concat_blocks(|b| {
+            let parts = self.parts(b, u);
+            if self.active[b] {
+                f(b, parts)
+            } else {
+                parts.iter().map(Tensor::zeros_like).collect()
+            }
+        }))
     }
 
     /// ⟨u, v⟩_w = Σ_b ⟨u_b, v_b⟩_w, the blocks' terms added in block order.
@@ -358,31 +363,19 @@ impl<B: Backend> Product<B> {
     /// ∂L/∂ξ from ∂L/∂v at v = v(ξ), block by block through each block's step (zero on
     /// inactive blocks).
     pub fn step_vjp(&self, xi: &Tangent<B>, cotangent: &Tangent<B>) -> Tangent<B> {
-        Tangent::new(
-            self.map_blocks(|b| {
-                let c = self.parts(b, cotangent);
-                if !self.active[b] {
-                    return c.iter().map(Tensor::zeros_like).collect();
-                }
-                self.blocks[b]
-                    .step_vjp(self.parts(b, xi), self.steps[b], c)
-                    .expect("steps are validated when the product is built")
-            })
-            .into_iter()
-            .flatten()
-            .collect(),
-        )
+        self.per_block(cotangent, |b, c| {
+            self.blocks[b]
+                .step_vjp(self.parts(b, xi), self.steps[b], c)
+                .expect("steps are validated when the product is built")
+        })
     }
 
     /// v(ξ): every block's configured geodesic step (parts of a point).
     pub fn step(&self, xi: &Tangent<B>) -> Vec<Tensor<B, 3>> {
-        self.map_blocks(|b| {
+        self.concat_blocks(|b| {
             self.blocks[b]
                 .step(self.parts(b, xi), self.steps[b])
                 .expect("steps are validated when the product is built")
         })
-        .into_iter()
-        .flatten()
-        .collect()
     }
 }
