@@ -11,14 +11,16 @@
 //! `[batch, hidden]` → logits `[batch, classes]`. The attention mask is 1 for real tokens and 0
 //! for padding; padded keys get −10⁹ added to their scores, and pooling averages over real
 //! tokens only. Inside the encoder the batch is *packed* ([`super::packing`]): the embeddings
-//! and every token-wise layer run on the `[real, hidden]` rows of the real tokens alone, and
-//! only attention's scores see the padded layout.
+//! and every token-wise layer run on the `[real, hidden]` rows of the real tokens alone, and so
+//! does attention where it is fused (each sentence's rows attending to each other,
+//! [`super::fused::attention`]); elsewhere only attention's scores see the padded layout.
 
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::prelude::{Backend, Int, Tensor};
 use serde::Deserialize;
 
+use super::fused::attention::segment_attention;
 use super::layers::{LayerNorm, attend, gelu};
 use super::loss::cross_entropy;
 use super::packing::Packing;
@@ -218,22 +220,37 @@ pub struct Encoded<B: Backend> {
 
 impl<B: Backend> BertSelfAttention<B> {
     /// Packed `[real, hidden]` → packed attention context `[real, hidden]` (before W_O): the
-    /// projections run on the packed rows, the scores on the padded layout.
+    /// projections run on the packed rows, and so do the scores where attention is fused (each
+    /// sentence's rows attending to each other, [`super::fused::attention`]); elsewhere the
+    /// scores are computed on the padded layout with padded keys masked.
     fn forward(
         &self,
         x: Tensor<B, 2>,
         packing: &Packing<B>,
         additive_mask: Tensor<B, 4>,
     ) -> Tensor<B, 2> {
-        let project = |linear: &Linear<B>| packing.unpack(linear.forward(x.clone()));
-        let context = attend(
-            project(&self.query),
-            project(&self.key),
-            project(&self.value),
-            self.heads,
-            Some(additive_mask),
+        let (q, k, v) = (
+            self.query.forward(x.clone()),
+            self.key.forward(x.clone()),
+            self.value.forward(x),
         );
-        packing.pack(context)
+        let fused = segment_attention(
+            q.clone(),
+            k.clone(),
+            v.clone(),
+            self.heads,
+            packing.segments(),
+        );
+        fused.unwrap_or_else(|| {
+            let context = attend(
+                packing.unpack(q),
+                packing.unpack(k),
+                packing.unpack(v),
+                self.heads,
+                Some(additive_mask),
+            );
+            packing.pack(context)
+        })
     }
 }
 

@@ -28,6 +28,7 @@ use burn::prelude::{Backend, Tensor};
 use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
+use super::fused::attention::segment_attention;
 use super::fused::layer_norm::layer_norm;
 use super::fused::softmax::scaled_masked_softmax;
 use super::gelu_kernel::gelu_in_place;
@@ -189,6 +190,10 @@ impl<B: Backend> LayerNorm<B> {
 /// softmax(q⁽ⁱ⁾ k⁽ⁱ⁾ᵀ / √h + mask) v⁽ⁱ⁾ per head i, heads concatenated: projected queries, keys
 /// and values `[n, t, d]` → `[n, t, d]` (the core of [`multi_head`], also run on the unpacked
 /// projections of a packed batch, [`super::packing`]).
+///
+/// Without a mask, on the ndarray backend in f32, this is one fused operation with each
+/// sequence a segment ([`super::fused::attention`]); otherwise Burn's batched products around
+/// the fused softmax.
 pub fn attend<B: Backend>(
     q: Tensor<B, 3>,
     k: Tensor<B, 3>,
@@ -197,6 +202,13 @@ pub fn attend<B: Backend>(
     additive_mask: Option<Tensor<B, 4>>,
 ) -> Tensor<B, 3> {
     let [n, t, d] = q.dims();
+    if additive_mask.is_none() {
+        let rows = |x: &Tensor<B, 3>| x.clone().reshape([n * t, d]);
+        let fused = segment_attention(rows(&q), rows(&k), rows(&v), heads, &vec![t; n]);
+        if let Some(context) = fused {
+            return context.reshape([n, t, d]);
+        }
+    }
     let h = d / heads;
     let split = |y: Tensor<B, 3>| y.reshape([n, t, heads, h]).swap_dims(1, 2);
     let (q, k, v) = (split(q), split(k), split(v));

@@ -6,9 +6,11 @@
 //! attention's two batched products — the six linear layers, GELU, both LayerNorms, the
 //! residual sums, and before them the embeddings — acts on each token alone, so it has no need
 //! to see the padding. Those layers run on a `[real, d]` matrix of the real tokens
-//! ([`Packing::pack`]); only the scores and weighted sums of attention see the padded
-//! `[batch, tokens]` layout ([`Packing::unpack`], zeros at padded positions), where the
-//! additive mask hides padded keys exactly as before. This is what "removing padding" in
+//! ([`Packing::pack`]). Attention either runs on the packed rows too, each sentence a segment
+//! of [`Packing::segments`] (the fused operation of [`super::fused::attention`]), or — on
+//! other backends — computes its scores and weighted sums on the padded `[batch, tokens]`
+//! layout ([`Packing::unpack`], zeros at padded positions), where the additive mask hides
+//! padded keys exactly as before. This is what "removing padding" in
 //! NVIDIA's FasterTransformer and `unpad_input` in FlashAttention's BERT do.
 //!
 //! The result is the padded computation's, up to the order of floating-point sums: a padded
@@ -35,6 +37,8 @@ pub struct Packing<B: Backend> {
     tokens: usize,
     /// Packed tokens.
     real: usize,
+    /// Packed tokens per sentence, in order (they are consecutive rows of a packed tensor).
+    segments: Vec<usize>,
 }
 
 impl<B: Backend> Packing<B> {
@@ -60,17 +64,28 @@ impl<B: Backend> Packing<B> {
             rows.push(0);
         }
         let real = rows.len();
+        let mut segments = vec![0; batch];
+        for &row in &rows {
+            segments[row as usize / tokens] += 1;
+        }
         Self {
             rows: Tensor::from_data(TensorData::new(rows, [real]), &mask.device()),
             batch,
             tokens,
             real,
+            segments,
         }
     }
 
     /// Number of packed tokens.
     pub fn real(&self) -> usize {
         self.real
+    }
+
+    /// Packed tokens per sentence: the segments of consecutive packed rows that attend to
+    /// each other ([`super::fused::attention`]).
+    pub fn segments(&self) -> &[usize] {
+        &self.segments
     }
 
     /// `[batch, tokens]` → `[real]`: the packed tokens' entries of a per-position tensor
@@ -92,7 +107,9 @@ impl<B: Backend> Packing<B> {
     /// gathers the packed rows.
     pub fn unpack(&self, x: Tensor<B, 2>) -> Tensor<B, 3> {
         let d = x.dims()[1];
-        Tensor::<B, 2>::zeros([self.batch * self.tokens, d], &x.device())
+        // x's dtype, not the device's default: Burn 0.21 keeps one default float dtype per
+        // device, and NdArray<f32> and NdArray<f64> share theirs.
+        Tensor::<B, 2>::zeros([self.batch * self.tokens, d], (&x.device(), x.dtype()))
             .select_assign(0, self.rows.clone(), x, IndexingUpdateOp::Add)
             .reshape([self.batch, self.tokens, d])
     }

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod assets;
+pub mod bert;
 pub mod optim;
 
 use burn::backend::{Autodiff, NdArray};

@@ -31,7 +31,8 @@ use burn::tensor::{DType, TensorPrimitive};
 use rayon::prelude::*;
 
 use super::{
-    Host, Path, ROWS_PER_TASK, Tracked, by_rows, cast, dims, f32_slice, lane_sum, primitive, widest,
+    Host, Path, ROWS_PER_TASK, Tracked, by_rows, cast, dims, f32_slice, lane_sum, prim, primitive,
+    widest,
 };
 
 /// LayerNorm of `x` over its last axis (of size d), with scale `gamma` and shift `beta` (both
@@ -108,11 +109,6 @@ pub fn by_ops<B: Backend, const D: usize>(
         beta.map(|b| b.into_primitive().tensor()),
         epsilon,
     )))
-}
-
-/// The float primitive of a tensor (an `Arc` clone of its buffer).
-fn prim<B: Backend, const D: usize>(x: &Tensor<B, D>) -> FloatTensor<B> {
-    x.clone().into_primitive().tensor()
 }
 
 /// The fused forward pass on the host, or Burn's operations for a buffer in another layout.

@@ -17,6 +17,7 @@
 //! for AVX-512 and AVX2 besides the SSE2 baseline and chosen at run time (`widest!`); they do
 //! the same arithmetic in the same order, so every CPU gets the same bits.
 
+pub mod attention;
 pub mod layer_norm;
 pub mod softmax;
 
@@ -27,6 +28,7 @@ use burn::backend::ndarray::NdArrayTensor;
 use burn::backend::{Autodiff, NdArray};
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::TensorPrimitive;
+use burn::tensor::ops::FloatTensor;
 use rayon::prelude::*;
 
 // burn-ndarray's buffers, read and built as `geometry::fused` does.
@@ -74,6 +76,11 @@ fn cast<B1: Backend, B2: Backend, const D: usize>(x: Tensor<B1, D>) -> Tensor<B2
         .downcast::<B2::FloatTensorPrimitive>()
         .unwrap_or_else(|_| panic!("the same float primitive on both backends"));
     Tensor::from_primitive(TensorPrimitive::Float(primitive))
+}
+
+/// The float primitive of a tensor (an `Arc` clone of its buffer).
+fn prim<B: Backend, const D: usize>(x: &Tensor<B, D>) -> FloatTensor<B> {
+    x.clone().into_primitive().tensor()
 }
 
 /// The shape of an f32 primitive (empty for any other dtype).

@@ -253,7 +253,13 @@ fn softmax_row(s: &[f32], m: Option<&[f32]>, scale: f32, out: &mut [MaybeUninit<
         }
     }
     // SAFETY: every element of `out` was written just above (zip over s, as long as out).
-    let z = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    softmax_in_place(unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) });
+}
+
+/// z ← softmax(z): M = maxⱼ zⱼ, eⱼ = exp(zⱼ − M), z = e / Σⱼ eⱼ (see the module docs); shared
+/// with [`super::attention`].
+#[inline(always)]
+pub(super) fn softmax_in_place(z: &mut [f32]) {
     let max = lane_max(z);
     for z in z.iter_mut() {
         *z = exp_nonpositive(*z - max);
