@@ -31,6 +31,7 @@
 //! independently, each by one thread, so the result does not depend on the number of threads,
 //! and every CPU gets the same bits (see [`super`] on `widest!`).
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -43,8 +44,8 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, TensorPrimitive};
 use rayon::prelude::*;
 
-use super::softmax::softmax_in_place;
-use super::{Host, Path, Tracked, cast, dims, f32_slice, lane_sum, prim, primitive, widest};
+use super::softmax::{softmax_backward_in_place, softmax_in_place};
+use super::{Host, Path, Tracked, cast, dims, f32_slice, prim, primitive, widest};
 
 /// Width of a register tile: sixteen f32 lanes (one AVX-512 register, two AVX2 ones).
 const LANES: usize = 16;
@@ -167,14 +168,14 @@ impl Layout {
             .collect()
     }
 
-    /// First row of each segment.
-    fn starts(&self) -> Vec<usize> {
+    /// Each segment's range in a buffer of `per(len)` values per segment, segments in order.
+    fn ranges(&self, per: impl Fn(usize) -> usize) -> Vec<Range<usize>> {
         self.lens
             .iter()
             .scan(0, |start, &len| {
-                let first = *start;
-                *start += len;
-                Some(first)
+                let range = *start..*start + per(len);
+                *start = range.end;
+                Some(range)
             })
             .collect()
     }
@@ -254,16 +255,15 @@ fn forward_on_host(
     let mut o = vec![0.0f32; layout.rows * d];
     let total: usize = layout.lens.iter().map(|&l| layout.probabilities(l)).sum();
     let mut p = vec![0.0f32; total];
-    let starts = layout.starts();
+    let rows = layout.ranges(|len| len * d);
     let o_parts = layout.split(&mut o, |len| len * d);
     let p_parts = layout.split(&mut p, |len| layout.probabilities(len));
     o_parts
         .into_par_iter()
         .zip(p_parts)
-        .zip(starts)
+        .zip(rows)
         .zip(layout.lens.par_iter())
-        .for_each(|(((o, p), start), &len)| {
-            let rows = start * d..(start + len) * d;
+        .for_each(|(((o, p), rows), &len)| {
             forward_segment(
                 layout,
                 len,
@@ -306,30 +306,19 @@ fn backward_on_host(
         "the gradient has the output's shape"
     );
     let [mut dq, mut dk, mut dv] = [(); 3].map(|_| vec![0.0f32; layout.rows * d]);
-    let starts = layout.starts();
-    let p_parts: Vec<&[f32]> = {
-        let mut rest = &state.p[..];
-        layout
-            .lens
-            .iter()
-            .map(|&len| {
-                let (head, tail) = rest.split_at(layout.probabilities(len));
-                rest = tail;
-                head
-            })
-            .collect()
-    };
     let per = |len: usize| len * d;
+    let rows = layout.ranges(per);
+    let p_ranges = layout.ranges(|len| layout.probabilities(len));
     layout
         .split(&mut dq, per)
         .into_par_iter()
         .zip(layout.split(&mut dk, per))
         .zip(layout.split(&mut dv, per))
-        .zip(p_parts)
-        .zip(starts)
+        .zip(p_ranges)
+        .zip(rows)
         .zip(layout.lens.par_iter())
-        .for_each(|(((((dq, dk), dv), p), start), &len)| {
-            let rows = start * d..(start + len) * d;
+        .for_each(|(((((dq, dk), dv), p), rows), &len)| {
+            let p = &state.p[p];
             let operands = [
                 &q[rows.clone()],
                 &k[rows.clone()],
@@ -535,11 +524,7 @@ widest! {
                 ds[i * width + j0..][..LANES].copy_from_slice(tile);
             });
             for (ds, p) in ds.chunks_exact_mut(width).zip(p.chunks_exact(width)) {
-                let (ds, p) = (&mut ds[..len], &p[..len]);
-                let dot = lane_sum(|j| p[j] * ds[j], len);
-                for (ds, &p) in ds.iter_mut().zip(p) {
-                    *ds = c * (p * (*ds - dot));
-                }
+                softmax_backward_in_place(&p[..len], &mut ds[..len], c);
             }
             // ∂Q = ∂S K and ∂K = ∂Sᵀ Q.
             let kh = gather(k, len, d, head, h, h16);

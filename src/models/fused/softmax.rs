@@ -273,9 +273,22 @@ pub(super) fn softmax_in_place(z: &mut [f32]) {
 /// One row: out = c · y ⊙ (dy − Σₖ yₖ dyₖ).
 #[inline(always)]
 fn softmax_backward_row(y: &[f32], dy: &[f32], scale: f32, out: &mut [MaybeUninit<f32>]) {
-    let dot = lane_sum(|j| y[j] * dy[j], y.len().min(dy.len()));
-    for ((o, &y), &dy) in out.iter_mut().zip(y).zip(dy) {
-        o.write(scale * (y * (dy - dot)));
+    // dy, kept in `out` until the gradient overwrites it.
+    for (o, &dy) in out.iter_mut().zip(dy) {
+        o.write(dy);
+    }
+    // SAFETY: every element of `out` was written just above (zip over dy, as long as out).
+    let dx = unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) };
+    softmax_backward_in_place(y, dx, scale);
+}
+
+/// g ← c · y ⊙ (g − Σₖ yₖ gₖ): the gradient with respect to the scores, from the gradient g
+/// with respect to the probabilities y; shared with [`super::attention`].
+#[inline(always)]
+pub(super) fn softmax_backward_in_place(y: &[f32], g: &mut [f32], scale: f32) {
+    let dot = lane_sum(|j| y[j] * g[j], y.len().min(g.len()));
+    for (g, &y) in g.iter_mut().zip(y) {
+        *g = scale * (y * (*g - dot));
     }
 }
 
