@@ -148,24 +148,56 @@ pub fn trainable<B: burn::tensor::backend::AutodiffBackend, M: Module<B>>(model:
 }
 
 /// Runs `init` (which draws from Burn's random generator, as module constructors do) with the
-/// generator of backend `B` seeded by `seed`, holding a process-wide lock.
+/// generator of backend `B` seeded by `seed`, holding the process-wide generator lock (see
+/// [`drawing`]).
 ///
 /// Burn keeps one generator per backend for the whole process. Two threads that each seed it
 /// and then draw — parallel tests, or two runs started side by side — interleave their draws,
-/// and a seed stops naming one model. Every seeded initialisation in geosharp goes through this
-/// lock, so a seed gives the same weights whatever else the process is doing. `init` must
-/// draw everything it needs before returning (see [`materialize`]: Burn's parameters are
-/// lazy).
+/// and a seed stops naming one model. `init` must draw everything it needs before returning
+/// (see [`materialize`]: Burn's parameters are lazy).
 pub fn seeded<B: Backend, T>(device: &B::Device, seed: u64, init: impl FnOnce() -> T) -> T {
-    static GENERATOR: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = GENERATOR
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    B::seed(device, seed);
-    init()
+    drawing(|| {
+        B::seed(device, seed);
+        init()
+    })
 }
 
-/// Forces every lazily initialised parameter of `model` to take its value now.
+/// Runs `draw` holding the process-wide lock on Burn's random generators.
+///
+/// A seed names one model only if nothing else draws between the seeding and the last draw of
+/// its initialisation: one *unlocked* draw on another thread (a fresh head for an unrelated
+/// model, say) shifts the stream. So every draw in geosharp goes through this lock —
+/// [`seeded`] and [`materialize`] take it, and constructors that draw eagerly wrap their body
+/// in it — and a seed gives the same weights whatever else the process is doing.
+///
+/// The lock is reentrant on one thread: a constructor that takes it may run inside [`seeded`].
+/// It is held across `draw`, so `draw` must not wait on another thread that draws.
+pub fn drawing<T>(draw: impl FnOnce() -> T) -> T {
+    use std::cell::Cell;
+    use std::sync::{Mutex, PoisonError};
+    static GENERATOR: Mutex<()> = Mutex::new(());
+    thread_local! {
+        /// Whether this thread holds [`GENERATOR`] already (further up its stack).
+        static HELD: Cell<bool> = const { Cell::new(false) };
+    }
+    if HELD.get() {
+        return draw();
+    }
+    let _guard = GENERATOR.lock().unwrap_or_else(PoisonError::into_inner);
+    /// Clears `HELD` when `draw` returns or unwinds, before the lock is released.
+    struct Release;
+    impl Drop for Release {
+        fn drop(&mut self) {
+            HELD.set(false);
+        }
+    }
+    HELD.set(true);
+    let _release = Release;
+    draw()
+}
+
+/// Forces every lazily initialised parameter of `model` to take its value now, holding the
+/// generator lock (see [`drawing`]).
 ///
 /// Burn initialises parameters lazily, and cloning a parameter that has not been read yet
 /// gives the clone its own lazy *random* initialiser: `model.clone()` of a fresh module can be
@@ -179,7 +211,7 @@ pub fn materialize<B: Backend, M: Module<B>>(model: M) -> M {
             Param::from_mapped_value(id, value, mapper)
         }
     }
-    model.map(&mut Materialize)
+    drawing(|| model.map(&mut Materialize))
 }
 
 struct Reader<B: Backend> {

@@ -6,7 +6,7 @@ mod common;
 use std::f64::consts::PI;
 use std::time::Instant;
 
-use burn::prelude::{Backend, Int, Tensor};
+use burn::prelude::{Int, Tensor};
 use burn::tensor::{Distribution, TensorCreationOptions};
 use common::B64;
 
@@ -63,20 +63,23 @@ fn s3(a: f64, b: f64, c: f64) -> [f64; 4] {
 #[test]
 fn geodesic_sharpness_of_one_gl_block_is_the_dense_search_maximum() {
     let device = Default::default();
-    B64::seed(&device, 3);
-    let model: TinyAttention<B64> = TinyAttentionConfig {
-        d_model: 2,
-        heads: 1,
-        classes: 2,
-    }
-    .init(&device);
-    let model = model.with_folding(BiasFolding::Unfolded);
-    let batch = SequenceBatch {
-        x: Tensor::random(
+    let (model, x) = geosharp::params::seeded::<B64, _>(&device, 3, || {
+        let model: TinyAttention<B64> = TinyAttentionConfig {
+            d_model: 2,
+            heads: 1,
+            classes: 2,
+        }
+        .init(&device);
+        let x = Tensor::random(
             [6, 3, 2],
             Distribution::Normal(0.0, 1.0),
             TensorCreationOptions::float(),
-        ),
+        );
+        (model, x)
+    });
+    let model = model.with_folding(BiasFolding::Unfolded);
+    let batch = SequenceBatch {
+        x,
         labels: Tensor::<B64, 1, Int>::from_data([0, 1, 1, 0, 1, 0], &device),
     };
     let landscape = Landscape::new(model.clone(), &model.symmetries()).unwrap();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use burn::prelude::{Backend, Int, Tensor};
+use burn::prelude::{Int, Tensor};
 use burn::tensor::{Distribution, TensorCreationOptions};
 use common::B64;
 use geosharp::geometry::{GeodesicStep, GeometryConfig, Metric, StepPolicy};
@@ -21,19 +21,21 @@ use rand_distr::{Distribution as _, StandardNormal};
 
 fn attention(seed: u64, folding: BiasFolding) -> (TinyAttention<B64>, SequenceBatch<B64>) {
     let device = Default::default();
-    B64::seed(&device, seed);
-    let model = TinyAttentionConfig {
-        d_model: 8,
-        heads: 2,
-        classes: 3,
-    }
-    .init::<B64>(&device)
-    .with_folding(folding);
-    let x = Tensor::random(
-        [12, 5, 8],
-        Distribution::Normal(0.0, 1.0),
-        TensorCreationOptions::float(),
-    );
+    let (model, x) = geosharp::params::seeded::<B64, _>(&device, seed, || {
+        let model = TinyAttentionConfig {
+            d_model: 8,
+            heads: 2,
+            classes: 3,
+        }
+        .init::<B64>(&device);
+        let x = Tensor::random(
+            [12, 5, 8],
+            Distribution::Normal(0.0, 1.0),
+            TensorCreationOptions::float(),
+        );
+        (model, x)
+    });
+    let model = model.with_folding(folding);
     let labels = Tensor::<B64, 1, Int>::from_data([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], &device);
     (model, SequenceBatch { x, labels })
 }

@@ -273,11 +273,12 @@ struct Normed<B: Backend> {
 impl<B: Backend> Normed<B> {
     fn new() -> Self {
         let device = Default::default();
-        B::seed(&device, 5);
-        geosharp::params::materialize(Self {
-            input: LinearConfig::new(4, 6).init(&device),
-            norm: BatchNormConfig::new(6).init(&device),
-            output: LinearConfig::new(6, 1).init(&device),
+        geosharp::params::seeded::<B, _>(&device, 5, || {
+            geosharp::params::materialize(Self {
+                input: LinearConfig::new(4, 6).init(&device),
+                norm: BatchNormConfig::new(6).init(&device),
+                output: LinearConfig::new(6, 1).init(&device),
+            })
         })
     }
 

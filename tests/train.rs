@@ -62,6 +62,58 @@ fn every_optimizer_lowers_the_loss_of_a_small_vit() {
     }
 }
 
+/// A seed names one model even while other threads draw from Burn's shared generator through
+/// geosharp's constructors (a fresh head, a fresh model): each draw holds the generator lock
+/// that `seeded` holds from seeding to its last draw. Without the lock in `materialize`, the
+/// other threads' draws land inside the seeded window and the seeded models differ.
+#[test]
+fn a_seed_names_one_model_while_other_threads_draw() {
+    use geosharp::models::TinyAttentionConfig;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let device = Default::default();
+    let config = VitConfig {
+        d_model: 8,
+        heads: 2,
+        depth: 1,
+        mlp: 16,
+        ..VitConfig::default()
+    };
+    let seeded = || {
+        values(&geosharp::params::seeded::<B32, _>(&device, 7, || {
+            config.init::<B32>(&device)
+        }))
+    };
+    let stop = AtomicBool::new(false);
+    let (first, later) = std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let tiny = TinyAttentionConfig {
+                        d_model: 8,
+                        heads: 2,
+                        classes: 3,
+                    };
+                    let _ = tiny.init::<B32>(&device);
+                    let _ = config.init::<B32>(&device);
+                }
+            });
+        }
+        let first = seeded();
+        let later: Vec<_> = (0..100).map(|_| seeded()).collect();
+        stop.store(true, Ordering::Relaxed);
+        (first, later)
+    });
+    let differing = later.iter().filter(|v| **v != first).count();
+    assert_eq!(
+        differing, 0,
+        "{differing} of 100 seeded models differ from the first"
+    );
+    let other = values(&geosharp::params::seeded::<B32, _>(&device, 8, || {
+        config.init::<B32>(&device)
+    }));
+    assert_ne!(other, first, "another seed gives another model");
+}
+
 #[test]
 fn bad_training_settings_are_refused() {
     let cache = cache_with(&[Asset::FashionMnist]);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use burn::prelude::{Backend, Tensor};
+use burn::prelude::Tensor;
 use burn::tensor::Distribution;
 use burn::tensor::TensorCreationOptions;
 use common::B64;
@@ -79,18 +79,21 @@ fn gl_actions_on_every_head_leave_the_vit_function_unchanged() {
 #[test]
 fn the_vit_gradient_matches_central_differences() {
     let device = Default::default();
-    B64::seed(&device, 11);
     let config = tiny();
-    let model = config.init::<B64>(&device);
-    let landscape = Landscape::new(model.clone(), &model.symmetries()).unwrap();
-    let batch = ImageBatch {
-        // Pixels of scale 3 put many MLP pre-activations near ±2, where the tanh-based
-        // derivative is furthest from the exact one.
-        images: Tensor::random(
+    // Pixels of scale 3 put many MLP pre-activations near ±2, where the tanh-based derivative
+    // is furthest from the exact one.
+    let (model, images) = geosharp::params::seeded::<B64, _>(&device, 11, || {
+        let model = config.init::<B64>(&device);
+        let images = Tensor::random(
             [6, 8, 8],
             Distribution::Normal(0.0, 3.0),
             TensorCreationOptions::float(),
-        ),
+        );
+        (model, images)
+    });
+    let landscape = Landscape::new(model.clone(), &model.symmetries()).unwrap();
+    let batch = ImageBatch {
+        images,
         labels: Tensor::from_ints([0, 1, 2, 3, 4, 0], &device),
         indices: (0..6).collect(),
     };

@@ -84,6 +84,12 @@ impl VitConfig {
     /// errors caught by [`VitConfig::check`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> Vit<B> {
         self.check().expect("a valid ViT configuration");
+        // The class token and position embeddings are drawn eagerly: under the generator lock.
+        crate::params::drawing(|| self.init_unlocked(device))
+    }
+
+    /// The body of [`VitConfig::init`], drawing without the generator lock.
+    fn init_unlocked<B: Backend>(&self, device: &B::Device) -> Vit<B> {
         let d = self.d_model;
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let normal = |shape: [usize; 3]| {

@@ -16,7 +16,6 @@ use geosharp::models::{BertClassifier, BertConfig, BertModel, Encoded, TextBatch
 /// A small random BERT: 2 layers, 4 heads of 4, vocabulary 40, 12 positions.
 pub fn small_bert<B: Backend>(seed: u64) -> BertClassifier<B> {
     let device = Default::default();
-    B::seed(&device, seed);
     let config = BertConfig {
         vocab_size: 40,
         hidden_size: 16,
@@ -26,7 +25,9 @@ pub fn small_bert<B: Backend>(seed: u64) -> BertClassifier<B> {
         max_position_embeddings: 12,
         ..BertConfig::default()
     };
-    BertClassifier::new(config.init(&device), 3, &device)
+    geosharp::params::seeded::<B, _>(&device, seed, || {
+        BertClassifier::new(config.init(&device), 3, &device)
+    })
 }
 
 /// A batch of sentences of `lengths` real tokens each, padded to the longest (pad id 0).

@@ -35,13 +35,12 @@ pub fn batch<B: Backend>(
 /// A seeded TinyAttention with 2 heads of 4 and 3 classes.
 pub fn tiny<B: Backend>(seed: u64) -> TinyAttention<B> {
     let device = Default::default();
-    B::seed(&device, seed);
-    TinyAttentionConfig {
+    let config = TinyAttentionConfig {
         d_model: 8,
         heads: 2,
         classes: 3,
-    }
-    .init(&device)
+    };
+    geosharp::params::seeded::<B, _>(&device, seed, || config.init(&device))
 }
 
 /// Every parameter's values, in table order.
