@@ -4,14 +4,20 @@
 //! `cargo bench --bench bert [-- BATCH]` (default batch 128; needs `geosharp fetch`). The
 //! per-iteration cost is (T(LONG) − T(SHORT)) / (LONG − SHORT) on one batch of MR training
 //! sentences, so the frame and the final evaluation cancel, after an untimed warm-up search;
-//! each T is the minimum of `REPEATS` runs, the two lengths alternating (one slow run on a
-//! shared machine moved a single difference by half a forward+backward). The unit is one
-//! forward and one backward pass with respect to every parameter
-//! ([`Landscape::loss_and_gradient_at`]): the minimum of 3 at the start, and for each
-//! geometry's ratio the same estimator applied to LONG and SHORT passes alone, timed between
-//! its searches — like with like, so that neither the host's drift over the bench's minutes nor
-//! the bias of a minimum against a mean (a single pass's minimum sat 5–10 % under a typical
+//! the unit is one forward and one backward pass with respect to every parameter
+//! ([`Landscape::loss_and_gradient_at`]), by the same estimator applied to LONG and SHORT
+//! passes alone, timed beside the searches — like with like, so that neither the host's drift
+//! nor the bias of a minimum against a mean (a single pass's minimum sat 5–10 % under a typical
 //! pass on this shared machine) enters the ratio.
+//!
+//! The bench runs `ROUNDS` rounds. In each, the three geometries take turns, the first one
+//! rotating, and each times a LONG search, LONG passes, a SHORT search and SHORT passes: a
+//! round's ratio compares timings of the same minute, and a geometry's ratio to adaptive
+//! compares rounds of the same minutes. Each printed figure is the median over the rounds,
+//! with every round's value beside it to show the spread. (Timing one geometry after another,
+//! mix's ratio once moved from 1.055 to 1.188 between two runs with the same own work; minima
+//! of each of the four timings taken separately pair timings of different minutes, and read
+//! 1.206 for a geometry whose three rounds read 1.206, 1.042 and 1.044.)
 //!
 //! Each geometry's line is followed by its own work in one iteration, stage by stage, timed
 //! apart from the model (minimum of 5): the step v(ξ), the step's vector–Jacobian product,
@@ -40,8 +46,46 @@ const SHORT: usize = 2;
 /// Eight iterations between the two lengths: on this 2-vCPU host one run in twenty is 5–10 %
 /// slow, and over four iterations (LONG = 6) such a run moved a geometry's ratio by 0.1.
 const LONG: usize = 10;
-/// Each search length is timed this many times, alternately; the minimum of each counts.
-const REPEATS: usize = 2;
+/// Rounds of searches: in each, every geometry times both lengths and the passes beside them.
+const ROUNDS: usize = 5;
+
+/// One round of one geometry, in seconds: T(LONG) and T(SHORT) of the search and of as many
+/// passes alone, timed one after another.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    long: f64,
+    long_fb: f64,
+    short: f64,
+    short_fb: f64,
+}
+
+impl Round {
+    /// One iteration: (T(LONG) − T(SHORT)) / (LONG − SHORT).
+    fn per_iteration(&self) -> f64 {
+        (self.long - self.short) / (LONG - SHORT) as f64
+    }
+
+    /// One forward+backward pass, by the same estimator on the passes beside the searches.
+    fn unit(&self) -> f64 {
+        (self.long_fb - self.short_fb) / (LONG - SHORT) as f64
+    }
+
+    /// The round's iteration in forward+backward passes.
+    fn ratio(&self) -> f64 {
+        self.per_iteration() / self.unit()
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        0.5 * (values[n / 2 - 1] + values[n / 2])
+    }
+}
 
 fn seconds(f: impl FnOnce()) -> f64 {
     let t = Instant::now();
@@ -194,57 +238,84 @@ fn main() {
         .fold(f64::INFINITY, f64::min);
     println!("forward+backward: {:.3} s (min of 3)", fb);
     gelu_costs(real, fb);
-    let mut adaptive = f64::NAN;
-    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
-        let geometry = GeometryConfig::new(metric).with_zero_weights(ZeroWeights::Freeze);
-        // The unit of this geometry's own work: the passes timed beside its searches (with
-        // `-- geometry`, those at the start).
-        let unit = if geometry_only {
+    let metrics = [Metric::Adaptive, Metric::Inv, Metric::Mix];
+    let geometries = metrics.map(|m| GeometryConfig::new(m).with_zero_weights(ZeroWeights::Freeze));
+    if geometry_only {
+        for (metric, geometry) in metrics.iter().zip(&geometries) {
             println!("{}", metric.measure_name());
-            fb
-        } else {
-            // Dropped at once, so that the timed searches do not run beside a second frame;
-            // `geometry_costs` builds its own afterwards.
-            let frame = seconds(|| {
-                landscape.geometry(&geometry).expect("frame");
+            let product = landscape.geometry(geometry).expect("frame");
+            geometry_costs(&landscape, &product, 0.1, fb);
+        }
+        return;
+    }
+    // Each frame is dropped at once, so that the timed searches do not run beside a second
+    // frame; `geometry_costs` builds its own afterwards.
+    let frames = geometries.map(|g| {
+        seconds(|| {
+            landscape.geometry(&g).expect("frame");
+        })
+    });
+    let run = |geometry: GeometryConfig, n| {
+        let config = WorstCase::new(0.1, geometry).with_iterations(n);
+        seconds(|| {
+            worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
+                .expect("measure");
+        })
+    };
+    // A first, untimed search per geometry faults in the Auto-PGD state's and the frame's
+    // memory, so that it is not charged to whichever timed run comes first.
+    for &g in &geometries {
+        run(g, SHORT);
+    }
+    // The passes alone, timed by the same estimator, interleaved with the searches.
+    let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
+    let mut rounds: [Vec<Round>; 3] = std::array::from_fn(|_| Vec::new());
+    for round in 0..ROUNDS {
+        // The geometries take turns within a round, the first one rotating, so that the host's
+        // drift over the minutes falls on all of them alike.
+        for turn in 0..metrics.len() {
+            let i = (round + turn) % metrics.len();
+            let long = run(geometries[i], LONG);
+            let long_fb = passes(LONG);
+            let short = run(geometries[i], SHORT);
+            let short_fb = passes(SHORT);
+            rounds[i].push(Round {
+                long,
+                long_fb,
+                short,
+                short_fb,
             });
-            let run = |n| {
-                let config = WorstCase::new(0.1, geometry).with_iterations(n);
-                seconds(|| {
-                    worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
-                        .expect("measure");
-                })
-            };
-            // A first, untimed search faults in the Auto-PGD state's and the frame's memory, so
-            // that it is not charged to whichever of the two timed runs comes first.
-            run(SHORT);
-            // The passes alone, timed by the same estimator, interleaved with the searches.
-            let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
-            let [mut long, mut short, mut long_fb, mut short_fb] = [f64::INFINITY; 4];
-            for _ in 0..REPEATS {
-                long = long.min(run(LONG));
-                long_fb = long_fb.min(passes(LONG));
-                short = short.min(run(SHORT));
-                short_fb = short_fb.min(passes(SHORT));
-            }
-            let per = (long - short) / (LONG - SHORT) as f64;
-            let local = (long_fb - short_fb) / (LONG - SHORT) as f64;
-            if metric == Metric::Adaptive {
-                adaptive = per;
-            }
-            println!(
-                "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward ({:.3} s \
-                 beside it), {:.3}× adaptive",
-                metric.measure_name(),
-                frame,
-                per,
-                per / local,
-                local,
-                per / adaptive
-            );
-            local
+        }
+    }
+    let of = |i: usize, f: fn(&Round) -> f64| rounds[i].iter().map(f).collect::<Vec<f64>>();
+    for (i, (metric, geometry)) in metrics.iter().zip(&geometries).enumerate() {
+        let ratios = of(i, Round::ratio);
+        // Against adaptive round by round: the two searches ran within the same minutes.
+        let to_adaptive: Vec<f64> = ratios
+            .iter()
+            .zip(of(0, Round::ratio))
+            .map(|(r, a)| r / a)
+            .collect();
+        let unit = median(of(i, Round::unit));
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|r| format!("{r:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
-        let product = landscape.geometry(&geometry).expect("frame");
+        println!(
+            "{:<13} frame {:6.3} s | per iteration {:6.3} s = {:.3}× forward+backward ({:.3} s \
+             beside it), {:.3}× adaptive (medians of {ROUNDS} rounds; round by round {} and {})",
+            metric.measure_name(),
+            frames[i],
+            median(of(i, Round::per_iteration)),
+            median(ratios.clone()),
+            unit,
+            median(to_adaptive.clone()),
+            list(&ratios),
+            list(&to_adaptive),
+        );
+        let product = landscape.geometry(geometry).expect("frame");
         geometry_costs(&landscape, &product, 0.1, unit);
     }
 }
