@@ -1,23 +1,24 @@
 //! Cost of one Auto-PGD iteration on the real MiniLM-L6 checkpoint, per geometry, against one
 //! forward+backward pass of the same batch.
 //!
-//! `cargo bench --bench bert [-- BATCH]` (default batch 128; needs `geosharp fetch`). The
-//! per-iteration cost is (T(LONG) − T(SHORT)) / (LONG − SHORT) on one batch of MR training
-//! sentences, so the frame and the final evaluation cancel, after an untimed warm-up search;
-//! the unit is one forward and one backward pass with respect to every parameter
-//! ([`Landscape::loss_and_gradient_at`]), by the same estimator applied to LONG and SHORT
-//! passes alone, timed beside the searches — like with like, so that neither the host's drift
-//! nor the bias of a minimum against a mean (a single pass's minimum sat 5–10 % under a typical
-//! pass on this shared machine) enters the ratio.
+//! `cargo bench --bench bert [-- BATCH]` (default batch 128; needs `geosharp fetch`). One
+//! batch of MR training sentences; the unit is one forward and one backward pass with respect
+//! to every parameter ([`Landscape::loss_and_gradient_at`]).
 //!
-//! The bench runs `ROUNDS` rounds. In each, the three geometries take turns, the first one
-//! rotating, and each times a LONG search, LONG passes, a SHORT search and SHORT passes: a
-//! round's ratio compares timings of the same minute, and a geometry's ratio to adaptive
-//! compares rounds of the same minutes. Each printed figure is the median over the rounds,
-//! with every round's value beside it to show the spread. (Timing one geometry after another,
-//! mix's ratio once moved from 1.055 to 1.188 between two runs with the same own work; minima
-//! of each of the four timings taken separately pair timings of different minutes, and read
-//! 1.206 for a geometry whose three rounds read 1.206, 1.042 and 1.044.)
+//! Each Auto-PGD iteration is timed where it runs: the search's progress records when each
+//! iteration ends, and iterations 1.. of a `ITERATIONS`-iteration search are the gaps between
+//! those ends (so neither the frame, nor the clean loss, nor the final evaluation enters).
+//! Right after the search, as many passes alone are timed. A *round*'s ratio is the median
+//! iteration over the median pass, two sets of timings from the same minute. The bench runs
+//! `ROUNDS` rounds; in each the three geometries take turns, the first one rotating, so that
+//! the host's drift falls on all three alike and a geometry's ratio to adaptive compares
+//! rounds of the same minutes. Each printed figure is the median over the rounds, with every
+//! round's value beside it to show the spread.
+//!
+//! (Earlier versions took (T(LONG) − T(SHORT)) / (LONG − SHORT) from whole searches: a
+//! difference of two long timings, on this 2-vCPU host with ±10 % run-to-run noise, scattered
+//! by ±0.1 — mix read 1.055 and 1.188 in two runs with the same own work — and minima of the
+//! four timings taken separately paired timings of different minutes.)
 //!
 //! Each geometry's line is followed by its own work in one iteration, stage by stage, timed
 //! apart from the model (minimum of 5): the step v(ξ), the step's vector–Jacobian product,
@@ -30,7 +31,7 @@ use std::time::Instant;
 
 use geosharp::geometry::{GeometryConfig, Metric, Probes, Product, Tangent, ZeroWeights};
 use geosharp::measures::{
-    Inner, Landscape, Objective, Silent, WorstCase, ascent, next_iterate, project_to_ball,
+    Inner, Landscape, Objective, Progress, WorstCase, ascent, next_iterate, project_to_ball,
     worst_case,
 };
 use geosharp::models::Packing;
@@ -42,32 +43,38 @@ mod common;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const SHORT: usize = 2;
-/// Eight iterations between the two lengths: on this 2-vCPU host one run in twenty is 5–10 %
-/// slow, and over four iterations (LONG = 6) such a run moved a geometry's ratio by 0.1.
-const LONG: usize = 10;
-/// Rounds of searches: in each, every geometry times both lengths and the passes beside them.
+/// Iterations per timed search, and passes timed beside each.
+const ITERATIONS: usize = 10;
+/// Rounds of searches: in each, every geometry times one search and the passes beside it.
 const ROUNDS: usize = 5;
 
-/// One round of one geometry, in seconds: T(LONG) and T(SHORT) of the search and of as many
-/// passes alone, timed one after another.
-#[derive(Clone, Copy, Debug)]
+/// Records when each Auto-PGD iteration ends (`worst_case` advances its progress once per
+/// iteration), so that iterations are timed where they run.
+struct Stopwatch(Vec<Instant>);
+
+impl Progress for Stopwatch {
+    fn advance(&mut self, _: u64) {
+        self.0.push(Instant::now());
+    }
+}
+
+/// One round of one geometry, in seconds: its search's iterations 1.. (each between two
+/// consecutive ends; iteration 0 also takes the clean loss) and the passes timed after it.
+#[derive(Clone, Debug)]
 struct Round {
-    long: f64,
-    long_fb: f64,
-    short: f64,
-    short_fb: f64,
+    iterations: Vec<f64>,
+    passes: Vec<f64>,
 }
 
 impl Round {
-    /// One iteration: (T(LONG) − T(SHORT)) / (LONG − SHORT).
+    /// One iteration: the median of the search's.
     fn per_iteration(&self) -> f64 {
-        (self.long - self.short) / (LONG - SHORT) as f64
+        median(self.iterations.clone())
     }
 
-    /// One forward+backward pass, by the same estimator on the passes beside the searches.
+    /// One forward+backward pass: the median of the passes beside the search.
     fn unit(&self) -> f64 {
-        (self.long_fb - self.short_fb) / (LONG - SHORT) as f64
+        median(self.passes.clone())
     }
 
     /// The round's iteration in forward+backward passes.
@@ -255,36 +262,36 @@ fn main() {
             landscape.geometry(&g).expect("frame");
         })
     });
-    let run = |geometry: GeometryConfig, n| {
-        let config = WorstCase::new(0.1, geometry).with_iterations(n);
-        seconds(|| {
-            worst_case(&landscape, std::slice::from_ref(data), &config, &mut Silent)
-                .expect("measure");
-        })
+    let run = |geometry: GeometryConfig| {
+        let config = WorstCase::new(0.1, geometry).with_iterations(ITERATIONS);
+        let mut stopwatch = Stopwatch(Vec::with_capacity(ITERATIONS));
+        worst_case(
+            &landscape,
+            std::slice::from_ref(data),
+            &config,
+            &mut stopwatch,
+        )
+        .expect("measure");
+        let ends = stopwatch.0;
+        assert_eq!(ends.len(), ITERATIONS, "one advance per iteration");
+        ends.windows(2)
+            .map(|w| (w[1] - w[0]).as_secs_f64())
+            .collect::<Vec<f64>>()
     };
     // A first, untimed search per geometry faults in the Auto-PGD state's and the frame's
     // memory, so that it is not charged to whichever timed run comes first.
     for &g in &geometries {
-        run(g, SHORT);
+        run(g);
     }
-    // The passes alone, timed by the same estimator, interleaved with the searches.
-    let passes = |n| (0..n).map(|_| forward_backward()).sum::<f64>();
     let mut rounds: [Vec<Round>; 3] = std::array::from_fn(|_| Vec::new());
     for round in 0..ROUNDS {
         // The geometries take turns within a round, the first one rotating, so that the host's
         // drift over the minutes falls on all of them alike.
         for turn in 0..metrics.len() {
             let i = (round + turn) % metrics.len();
-            let long = run(geometries[i], LONG);
-            let long_fb = passes(LONG);
-            let short = run(geometries[i], SHORT);
-            let short_fb = passes(SHORT);
-            rounds[i].push(Round {
-                long,
-                long_fb,
-                short,
-                short_fb,
-            });
+            let iterations = run(geometries[i]);
+            let passes = (0..ITERATIONS).map(|_| forward_backward()).collect();
+            rounds[i].push(Round { iterations, passes });
         }
     }
     let of = |i: usize, f: fn(&Round) -> f64| rounds[i].iter().map(f).collect::<Vec<f64>>();
