@@ -8,7 +8,7 @@
 //! Each Auto-PGD iteration is timed where it runs: the search's progress records when each
 //! iteration ends, and iterations 1.. of a `ITERATIONS`-iteration search are the gaps between
 //! those ends (so neither the frame, nor the clean loss, nor the final evaluation enters).
-//! Right after the search, as many passes alone are timed. A *round*'s ratio is the median
+//! As many passes alone are timed right after the search (right before it in odd rounds). A *round*'s ratio is the median
 //! iteration over the median pass, two sets of timings from the same minute. The bench runs
 //! `ROUNDS` rounds; in each the three geometries take turns, the first one rotating, so that
 //! the host's drift falls on all three alike and a geometry's ratio to adaptive compares
@@ -59,7 +59,7 @@ impl Progress for Stopwatch {
 }
 
 /// One round of one geometry, in seconds: its search's iterations 1.. (each between two
-/// consecutive ends; iteration 0 also takes the clean loss) and the passes timed after it.
+/// consecutive ends; iteration 0 also takes the clean loss) and the passes timed beside it.
 #[derive(Clone, Debug)]
 struct Round {
     iterations: Vec<f64>,
@@ -289,8 +289,15 @@ fn main() {
         // drift over the minutes falls on all of them alike.
         for turn in 0..metrics.len() {
             let i = (round + turn) % metrics.len();
-            let iterations = run(geometries[i]);
-            let passes = (0..ITERATIONS).map(|_| forward_backward()).collect();
+            // The passes come after the search in even rounds and before it in odd ones, so
+            // that neither is always the one to run on the other's memory and caches.
+            let passes = || (0..ITERATIONS).map(|_| forward_backward()).collect();
+            let (iterations, passes) = if round % 2 == 0 {
+                (run(geometries[i]), passes())
+            } else {
+                let passes = passes();
+                (run(geometries[i]), passes)
+            };
             rounds[i].push(Round { iterations, passes });
         }
     }
