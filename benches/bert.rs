@@ -8,8 +8,9 @@
 //! Each Auto-PGD iteration is timed where it runs: the search's progress records when each
 //! iteration ends, and iterations 1.. of a `ITERATIONS`-iteration search are the gaps between
 //! those ends (so neither the frame, nor the clean loss, nor the final evaluation enters).
-//! As many passes alone are timed right after the search (right before it in odd rounds). A *round*'s ratio is the median
-//! iteration over the median pass, two sets of timings from the same minute. The bench runs
+//! As many passes alone are timed right after the search (right before it in odd rounds). A
+//! *round*'s ratio is the median iteration over the median pass, two sets of timings from the
+//! same minute. The bench runs
 //! `ROUNDS` rounds; in each the three geometries take turns, the first one rotating, so that
 //! the host's drift falls on all three alike and a geometry's ratio to adaptive compares
 //! rounds of the same minutes. Each printed figure is the median over the rounds, with every

@@ -83,16 +83,16 @@ fn a_seed_names_one_model_while_other_threads_draw() {
             config.init::<B32>(&device)
         }))
     };
+    let tiny = TinyAttentionConfig {
+        d_model: 8,
+        heads: 2,
+        classes: 3,
+    };
     let stop = AtomicBool::new(false);
     let (first, later) = std::thread::scope(|s| {
         for _ in 0..2 {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
-                    let tiny = TinyAttentionConfig {
-                        d_model: 8,
-                        heads: 2,
-                        classes: 3,
-                    };
                     let _ = tiny.init::<B32>(&device);
                     let _ = config.init::<B32>(&device);
                 }
