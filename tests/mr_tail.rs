@@ -21,7 +21,7 @@ use geosharp::train::mr_tail::{
     train_tail_with_checkpoints,
 };
 use geosharp::train::resume::fingerprint;
-use geosharp::train::{Checkpoints, OptimizerKind};
+use geosharp::train::{Checkpoints, HeadFit, OptimizerKind, fit_head};
 
 type B = Autodiff<NdArray<f32>>;
 type I = NdArray<f32>;
@@ -124,6 +124,39 @@ fn a_ci_sized_tail_trains_its_attention_and_reloads_to_the_same_function() {
     let e = load_tail(&dir, split_base(bert, &config, &device).1, &device).unwrap_err();
     assert!(e.to_string().contains("not a tail report"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A head fitted twice on the same sentences is the same head (its start is seeded): a fresh
+/// machine fits the head the main job measures with, so an unseeded start would give each
+/// machine its own results.
+#[test]
+fn a_head_fitted_twice_is_the_same_head() {
+    let cache = cache_with(&[Asset::MiniLm, Asset::MovieReviews]);
+    let device = Default::default();
+    let (bert, _, _) = load_bert::<B>(&cache.minilm(), &device).unwrap();
+    let encoder = SentenceEncoder::from_file(&cache.minilm().join("tokenizer.json"), 32).unwrap();
+    let (train, test) = mr::load(&cache, 0, 0.2).unwrap();
+    let (train, test) = (train.take(16), test.take(8));
+    let fit = HeadFit {
+        steps: 5,
+        ..HeadFit::default()
+    };
+    let head = || {
+        let (head, _) = fit_head::<B>(
+            &bert,
+            &encoder,
+            (&train, &test),
+            2,
+            &fit,
+            &device,
+            &mut Silent,
+        )
+        .unwrap();
+        values(&head)
+    };
+    let first = head();
+    assert_eq!(first.len(), 2, "weight and bias");
+    assert_eq!(head(), first);
 }
 
 /// The pretrained tail of `config` and the frozen front's features of its pool and of 16 test
