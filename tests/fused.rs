@@ -11,8 +11,10 @@ use burn::module::ParamId;
 use burn::prelude::{Backend, Tensor, TensorData};
 use burn::tensor::DType;
 use common::entries;
-use geosharp::geometry::fused::{CHUNK, combination, count_on_host, on_host, weighted_dot};
-use geosharp::geometry::{GeometryConfig, Metric, Probes, Product, Tangent};
+use geosharp::geometry::fused::{
+    CHUNK, combination, count_on_host, gram_pairs, on_host, weighted_dot, weighted_gram,
+};
+use geosharp::geometry::{AttentionGl, Geometry, GeometryConfig, Metric, Probes, Product, Tangent};
 use geosharp::host::{scalar, to_f64_vec};
 use geosharp::measures::{next_iterate, project_to_ball};
 use geosharp::params::{ParamEntry, ParamTable};
@@ -142,6 +144,52 @@ fn weighted_dots_are_the_f64_sum_of_the_f32_terms_on_any_number_of_threads() {
     }
 }
 
+#[test]
+fn gram_entries_are_the_weighted_dots_bit_for_bit_on_any_number_of_threads() {
+    for shape in SHAPES {
+        let n = shape.iter().product();
+        let xs: Vec<Tensor<F32, 3>> = (4..7).map(|s| tensor(entries(n, s), shape)).collect();
+        let w = tensor::<F32>(entries(n, 7), shape);
+        for weighted in [false, true] {
+            let w = weighted.then_some(&w);
+            for k in 1..=3 {
+                let refs: Vec<&Tensor<F32, 3>> = xs[..k].iter().collect();
+                let on = |threads| {
+                    rayon::ThreadPoolBuilder::new()
+                        .num_threads(threads)
+                        .build()
+                        .expect("pool")
+                        .install(|| to_f64_vec(weighted_gram(&refs, w)))
+                };
+                let (one, three) = (on(1), on(3));
+                assert_eq!(one.len(), k * (k + 1) / 2);
+                for (e, (a, b)) in gram_pairs(k).into_iter().enumerate() {
+                    let dot = scalar(weighted_dot(&xs[a], &xs[b], w));
+                    assert_eq!(
+                        (one[e].to_bits(), three[e].to_bits()),
+                        (dot.to_bits(), dot.to_bits()),
+                        "{shape:?} weighted {weighted}, k = {k}, entry ({a}, {b}): {} / {} against {dot}",
+                        one[e],
+                        three[e]
+                    );
+                }
+            }
+            // Strided views fall back to Burn's operations: the same values up to the order
+            // of the sums.
+            let t: Vec<Tensor<F32, 3>> = xs.iter().map(|x| x.clone().swap_dims(1, 2)).collect();
+            let wt = w.map(|w| w.clone().swap_dims(1, 2));
+            let strided = to_f64_vec(weighted_gram(&[&t[0], &t[1], &t[2]], wt.as_ref()));
+            let direct = to_f64_vec(weighted_gram(&[&xs[0], &xs[1], &xs[2]], w));
+            for (s, d) in strided.iter().zip(&direct) {
+                assert!(
+                    (s - d).abs() <= 1e-6 * d.abs().max(1.0),
+                    "{shape:?} weighted {weighted}: strided {s} against {d}"
+                );
+            }
+        }
+    }
+}
+
 /// One GL(h) pair (2 heads of 4) and an elementwise block larger than a chunk: the layout of
 /// a model with both kinds, and its geometry at a random base point.
 fn geometry(metric: Metric) -> (Product<F32>, Tangent<F32>) {
@@ -247,6 +295,146 @@ fn the_update_is_the_textbook_auto_pgd_step() {
                 "{metric} {what}: worst difference {worst:e} of {scale:e}"
             );
         }
+    }
+}
+
+#[test]
+fn a_product_s_gram_entries_are_its_inner_products() {
+    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
+        let (g, zero) = geometry(metric);
+        let u: Vec<Tangent<F32>> = (11..14)
+            .map(|seed| g.whiten(&Probes::new(seed).gaussian(&zero)))
+            .collect();
+        for k in 1..=3 {
+            let refs: Vec<&Tangent<F32>> = u[..k].iter().collect();
+            let gram = to_f64_vec(g.gram(&refs));
+            for (e, (a, b)) in gram_pairs(k).into_iter().enumerate() {
+                let inner = scalar(g.inner(&u[a], &u[b]));
+                // Adaptive: elementwise blocks only, the same sums. Inv, mix: the GL(h)
+                // block sums Σ (uₐS⁻¹) ⊙ u_b where `inner` sums Σ S⁻¹ ⊙ (uₐᵀu_b), in f64.
+                let (got, scale) = (gram[e], (gram[e].abs()).max(inner.abs()));
+                if metric == Metric::Adaptive {
+                    assert_eq!(got.to_bits(), inner.to_bits(), "k = {k}, ({a}, {b})");
+                } else {
+                    assert!(
+                        (got - inner).abs() <= 1e-12 * scale,
+                        "{metric}, k = {k}, entry ({a}, {b}): {got} against {inner}"
+                    );
+                }
+            }
+            // The GL(h) block's own entries against the ones from `inner`, so that the
+            // elementwise block's larger terms cannot hide an error in them.
+            for b in 0..g.len() {
+                let block = g.block(b);
+                let parts: Vec<Vec<Tensor<F32, 3>>> = u[..k]
+                    .iter()
+                    .map(|v| g.block_parts(b, v).to_vec())
+                    .collect();
+                let refs: Vec<&[Tensor<F32, 3>]> = parts.iter().map(Vec::as_slice).collect();
+                let gram = to_f64_vec(block.gram(&refs));
+                for (e, (x, y)) in gram_pairs(k).into_iter().enumerate() {
+                    let inner = scalar(block.inner(refs[x], refs[y]));
+                    assert!(
+                        (gram[e] - inner).abs() <= 1e-12 * inner.abs().max(1e-300),
+                        "{metric}, block {b}, k = {k}, entry ({x}, {y}): {} against {inner}",
+                        gram[e]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Off the host's f32 and f64 buffers (here the autodiff backend, as on CUDA) a GL(h) block's
+/// Gram matrix takes Burn's operations: the same entries as on the host and as `inner`.
+#[test]
+fn a_gl_block_s_gram_matrix_off_the_host_is_the_same() {
+    type Ad = Autodiff<F32>;
+    let shape = [2, 9, 3];
+    let n: usize = shape.iter().product();
+    let part = |seed| tensor::<F32>(entries(n, seed), shape);
+    let on_ad = |x: &Tensor<F32, 3>| {
+        tensor::<Ad>(
+            to_f64_vec(x.clone()).iter().map(|v| *v as f32).collect(),
+            shape,
+        )
+    };
+    for metric in [Metric::Inv, Metric::Mix] {
+        let base = [part(21), part(22)];
+        let host = AttentionGl::new("qk", base.to_vec(), metric).expect("full rank");
+        let ad =
+            AttentionGl::new("qk", base.iter().map(on_ad).collect(), metric).expect("full rank");
+        let u: Vec<[Tensor<F32, 3>; 2]> = (0..3).map(|i| [part(30 + i), part(40 + i)]).collect();
+        let u_ad: Vec<Vec<Tensor<Ad, 3>>> =
+            u.iter().map(|v| v.iter().map(on_ad).collect()).collect();
+        let refs: Vec<&[Tensor<F32, 3>]> = u.iter().map(|v| v.as_slice()).collect();
+        let refs_ad: Vec<&[Tensor<Ad, 3>]> = u_ad.iter().map(Vec::as_slice).collect();
+        let (on_host, off_host) = (to_f64_vec(host.gram(&refs)), to_f64_vec(ad.gram(&refs_ad)));
+        for (e, (a, b)) in gram_pairs(3).into_iter().enumerate() {
+            let inner = scalar(ad.inner(refs_ad[a], refs_ad[b]));
+            for got in [on_host[e], off_host[e]] {
+                assert!(
+                    (got - inner).abs() <= 1e-12 * inner.abs(),
+                    "{metric} ({a}, {b}): {got} against {inner}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_update_takes_any_length_of_direction_and_stays_in_the_ball() {
+    let (rho, eta, alpha) = (0.3, 0.2, 0.75);
+    for metric in [Metric::Adaptive, Metric::Inv, Metric::Mix] {
+        let (g, zero) = geometry(metric);
+        let point = |seed, radius: f64| {
+            let h = g.horizontal(&g.whiten(&Probes::new(seed).gaussian(&zero)));
+            let norm = scalar(g.norm(&h));
+            h.scale(radius / norm)
+        };
+        let (xi, xi_prev, dir) = (point(1, 0.9 * rho), point(2, rho), point(3, 1.0));
+        let unit = next_iterate(&g, &xi, Some(&xi_prev), &dir, eta, alpha, rho);
+        let long = next_iterate(&g, &xi, Some(&xi_prev), &dir.scale(7.5), eta, alpha, rho);
+        let (a, b) = (flat(&unit), flat(&long));
+        let scale = a.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-6 * scale,
+            "{metric}: ĝ = d/‖d‖ for any ‖d‖, worst difference {worst:e} of {scale:e}"
+        );
+        // The momentum point lies outside the ball here, so the iterate is on the sphere,
+        // and horizontal.
+        let norm = scalar(g.norm(&unit));
+        assert!(
+            (norm - rho).abs() <= 1e-6 * rho,
+            "{metric}: ‖ξ_(k+1)‖ = {norm}, ρ = {rho}"
+        );
+        let vertical = scalar(g.norm(&g.vertical(&unit)));
+        assert!(
+            vertical <= 1e-6 * rho,
+            "{metric}: vertical part {vertical:e}"
+        );
+        // A zero direction takes no step along it: the momentum point of η = 0.
+        let still = next_iterate(&g, &xi, Some(&xi_prev), &zero, eta, alpha, rho);
+        let no_step = next_iterate(&g, &xi, Some(&xi_prev), &dir, 0.0, alpha, rho);
+        let (a, b) = (flat(&still), flat(&no_step));
+        assert!(
+            a.iter().all(|x| x.is_finite()),
+            "{metric}: a zero direction gives a finite iterate"
+        );
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            worst <= 1e-7 * rho,
+            "{metric}: zero direction, worst difference {worst:e}"
+        );
     }
 }
 

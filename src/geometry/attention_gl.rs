@@ -32,11 +32,12 @@
 //! next to the model.
 
 use burn::prelude::{Backend, Tensor};
-use burn::tensor::DType;
+use burn::tensor::{DType, TensorData};
 use nalgebra::DMatrix;
 
 use super::base::{GeodesicStep, Geometry, Metric, dot};
 use super::error::Error;
+use super::fused::{dot_f64_on_host, gram_pairs};
 use super::host::{SpdFactors, gram, spd_factors, sylvester_basis};
 use crate::host::{download_batch, upload_batch};
 
@@ -200,6 +201,45 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         };
         let gram = |a: &Tensor<B, 3>, b: &Tensor<B, 3>| t(f64(a)).matmul(f64(b));
         dot(wg, gram(&a[0], &b[0])) + dot(wh, gram(&a[1], &b[1]))
+    }
+
+    /// ⟨uₐ, u_b⟩ = Σ (uₐ S⁻¹) ⊙ u_b per side: one n×h by h×h product per vector and side,
+    /// then a sum over n·h terms per pair. `inner`'s form tr(S⁻¹ uₐᵀu_b) takes an h×n by n×h
+    /// product per *pair*: six instead of three per side for Auto-PGD's three vectors, and
+    /// the products are most of the cost. On the host each sum is one pass over both f64
+    /// buffers and the entries one tensor, where Burn takes a product, a sum and a
+    /// concatenation. The entries equal `inner`'s up to the order of the f64 sums.
+    fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
+        let (wg, wh) = match self.metric {
+            Metric::Mix => (&self.sh, &self.sg),
+            _ => (&self.sg_inv, &self.sh_inv),
+        };
+        let sides: Vec<[Tensor<B, 3>; 2]> = u.iter().map(|v| [f64(&v[0]), f64(&v[1])]).collect();
+        let weighted: Vec<[Tensor<B, 3>; 2]> = sides
+            .iter()
+            .map(|[g, h]| [g.clone().matmul(wg.clone()), h.clone().matmul(wh.clone())])
+            .collect();
+        let pairs = gram_pairs(u.len());
+        let on_host: Option<Vec<f64>> = pairs
+            .iter()
+            .map(|&(a, b)| {
+                let (x, y) = (&weighted[a], &sides[b]);
+                Some(dot_f64_on_host(&x[0], &y[0])? + dot_f64_on_host(&x[1], &y[1])?)
+            })
+            .collect();
+        if let Some(entries) = on_host {
+            let n = entries.len();
+            let options = (&self.sg.device(), DType::F64);
+            return Tensor::from_data(TensorData::new(entries, [n]), options);
+        }
+        let entries = pairs
+            .into_iter()
+            .map(|(a, b)| {
+                let (x, y) = (&weighted[a], &sides[b]);
+                dot(x[0].clone(), y[0].clone()) + dot(x[1].clone(), y[1].clone())
+            })
+            .collect();
+        Tensor::cat(entries, 0)
     }
 
     fn riemannian_gradient(&self, g: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {

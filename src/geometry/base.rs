@@ -106,6 +106,18 @@ pub trait Geometry<B: Backend> {
     /// dtype of the tangent vectors).
     fn inner(&self, u: &[Tensor<B, 3>], v: &[Tensor<B, 3>]) -> Tensor<B, 1>;
 
+    /// The Gram matrix of one to three tangent vectors: ⟨uₐ, u_b⟩_w for a ≤ b in row order
+    /// ((0, 0), (0, 1), …; [`gram_pairs`](super::fused::gram_pairs)), one f64 tensor of
+    /// k(k+1)/2 elements, each entry `inner(uₐ, u_b)` up to the order of its sums. The default
+    /// calls `inner` pair by pair; blocks override it to read each vector once.
+    fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
+        let entries = super::fused::gram_pairs(u.len())
+            .into_iter()
+            .map(|(a, b)| self.inner(u[a], u[b]))
+            .collect();
+        Tensor::cat(entries, 0)
+    }
+
     /// The norm ‖u‖_w = √⟨u, u⟩_w.
     fn norm(&self, u: &[Tensor<B, 3>]) -> Tensor<B, 1> {
         self.inner(u, u).clamp_min(0.0).sqrt()

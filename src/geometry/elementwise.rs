@@ -273,6 +273,16 @@ impl<B: Backend> Geometry<B> for Elementwise<B> {
         sum_scalars(terms)
     }
 
+    /// One pass per part over all the vectors ([`fused::weighted_gram`]), the parts' entries
+    /// added in part order as `inner` adds them.
+    fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
+        let terms = (0..self.base.len()).map(|i| {
+            let xs: Vec<&Tensor<B, 3>> = u.iter().map(|v| &v[i]).collect();
+            fused::weighted_gram(&xs, self.frame.as_ref().map(|f| &f.inv_w2[i]))
+        });
+        sum_scalars(terms)
+    }
+
     fn riemannian_gradient(&self, egrad: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
         match &self.frame {
             Some(f) => egrad

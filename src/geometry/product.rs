@@ -279,7 +279,8 @@ impl<B: Backend> Product<B> {
         self.blocks.iter().flat_map(|g| g.base().to_vec()).collect()
     }
 
-    fn parts<'a>(&self, b: usize, u: &'a Tangent<B>) -> &'a [Tensor<B, 3>] {
+    /// Block `b`'s parts of the tangent vector `u`.
+    pub fn block_parts<'a>(&self, b: usize, u: &'a Tangent<B>) -> &'a [Tensor<B, 3>] {
         &u.parts[self.ranges[b].clone()]
     }
 
@@ -310,7 +311,7 @@ impl<B: Backend> Product<B> {
         f: impl Fn(usize, &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> + Send + Sync,
     ) -> Tangent<B> {
         Tangent::new(self.concat_blocks(|b| {
-            let parts = self.parts(b, u);
+            let parts = self.block_parts(b, u);
             if self.active[b] {
                 f(b, parts)
             } else {
@@ -321,10 +322,25 @@ impl<B: Backend> Product<B> {
 
     /// ⟨u, v⟩_w = Σ_b ⟨u_b, v_b⟩_w, the blocks' terms added in block order.
     pub fn inner(&self, u: &Tangent<B>, v: &Tangent<B>) -> Tensor<B, 1> {
-        self.map_blocks(|b| self.blocks[b].inner(self.parts(b, u), self.parts(b, v)))
+        self.map_blocks(|b| self.blocks[b].inner(self.block_parts(b, u), self.block_parts(b, v)))
             .into_iter()
             .reduce(|a, b| a + b)
             .expect("a model has at least one block")
+    }
+
+    /// The Gram matrix of one to three tangent vectors, ⟨uₐ, u_b⟩_w = Σ_b ⟨uₐ_b, u_b_b⟩_w for
+    /// a ≤ b in row order ([`gram_pairs`](super::fused::gram_pairs)), as one f64 tensor of
+    /// k(k+1)/2 elements, the blocks' terms added in block order: each entry is
+    /// [`inner`](Self::inner) up to the order of the sums within a block (bit for bit on
+    /// elementwise blocks), and each block reads each vector once.
+    pub fn gram(&self, u: &[&Tangent<B>]) -> Tensor<B, 1> {
+        self.map_blocks(|b| {
+            let parts: Vec<&[Tensor<B, 3>]> = u.iter().map(|v| self.block_parts(b, v)).collect();
+            self.blocks[b].gram(&parts)
+        })
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .expect("a model has at least one block")
     }
 
     /// ‖u‖_w.
@@ -335,7 +351,7 @@ impl<B: Backend> Product<B> {
     /// ‖u_b‖²_w for every block b.
     pub fn block_sq_norms(&self, u: &Tangent<B>) -> Vec<Tensor<B, 1>> {
         self.map_blocks(|b| {
-            let p = self.parts(b, u);
+            let p = self.block_parts(b, u);
             self.blocks[b].inner(p, p)
         })
     }
@@ -365,7 +381,7 @@ impl<B: Backend> Product<B> {
     pub fn step_vjp(&self, xi: &Tangent<B>, cotangent: &Tangent<B>) -> Tangent<B> {
         self.per_block(cotangent, |b, c| {
             self.blocks[b]
-                .step_vjp(self.parts(b, xi), self.steps[b], c)
+                .step_vjp(self.block_parts(b, xi), self.steps[b], c)
                 .expect("steps are validated when the product is built")
         })
     }
@@ -374,7 +390,7 @@ impl<B: Backend> Product<B> {
     pub fn step(&self, xi: &Tangent<B>) -> Vec<Tensor<B, 3>> {
         self.concat_blocks(|b| {
             self.blocks[b]
-                .step(self.parts(b, xi), self.steps[b])
+                .step(self.block_parts(b, xi), self.steps[b])
                 .expect("steps are validated when the product is built")
         })
     }

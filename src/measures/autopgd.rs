@@ -16,7 +16,8 @@
 //! The loss and gradient at ξ_k come from one forward and one backward pass, so N iterations
 //! cost N forward+backward passes plus one forward pass for ξ_N. The state is four vectors of
 //! the model's size (ξ, ξ_prev, ξ_best and the ascent direction at ξ_best) besides the base
-//! weights. Per iteration, one two-element tensor (loss, ‖grad‖) is read back to the host.
+//! weights. Per iteration, one two-element tensor (loss, ‖grad‖) is read back to the host, and
+//! the update reads back the Gram matrix of (ξ_k, grad, ξ_{k−1}): six numbers.
 //!
 //! A start at a stationary point (grad = 0 exactly, e.g. the minimum of a quadratic) has no
 //! ascent direction; the first step then goes along a seeded random horizontal direction.
@@ -206,7 +207,7 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
     for k in 0..n {
         let (loss, egrad) = landscape.loss_and_gradient(geometry, &xi, batch, params.gradient);
         let (grad, gnorm) = ascent(geometry, &egrad);
-        let read = host::to_f64_vec(Tensor::cat(vec![loss.cast(DType::F64), gnorm.clone()], 0));
+        let read = host::to_f64_vec(Tensor::cat(vec![loss.cast(DType::F64), gnorm], 0));
         let (loss, gn) = (read[0], read[1]);
         if !loss.is_finite() {
             return Err(Error::NonFiniteLoss {
@@ -222,8 +223,9 @@ fn search<B: AutodiffBackend, M: Objective<B>>(
                 loss,
             });
         }
+        // The ascent direction; `next_iterate` normalises it.
         let mut dir = if gn > 0.0 {
-            grad.scale_by(&gnorm.recip())
+            grad
         } else {
             info.random_start |= k == 0;
             random_direction(geometry, &xi, seed.wrapping_add(k as u64))
@@ -294,17 +296,26 @@ pub fn ascent<B: Backend>(geometry: &Product<B>, egrad: &Tangent<B>) -> (Tangent
     (grad, norm)
 }
 
-/// One Auto-PGD update: ξ_{k+1} from ξ_k, ξ_{k−1} (`None` at k = 0) and the unit ascent
-/// direction ĝ_k, with step η, momentum α and radius ρ:
+/// One Auto-PGD update: ξ_{k+1} from ξ_k, ξ_{k−1} (`None` at k = 0) and an ascent direction
+/// d with ĝ_k = d/‖d‖_w, with step η, momentum α and radius ρ:
 ///
 /// z = P_S(ξ_k + η ĝ_k), ξ_{k+1} = P_S(ξ_k + α(z − ξ_k) + (1 − α)(ξ_k − ξ_{k−1})), ξ_1 = z.
 ///
 /// ξ_k and ĝ are horizontal and the horizontal space at w is linear, so z only needs
 /// rescaling: z = s₁ y with y = ξ_k + η ĝ_k and s₁ = min(1, ρ/‖y‖_w). The momentum point is
-/// then the combination α s₁ y + 2(1 − α) ξ_k − (1 − α) ξ_{k−1}, one pass over memory where
-/// the device is the host ([`Tangent::combination`]) instead of five, and it is projected
-/// once, which removes floating-point drift. s₁ is read back to the host: one scalar per
-/// iteration, beside the loss that Auto-PGD reads anyway.
+/// m = α s₁ y + 2(1 − α) ξ_k − (1 − α) ξ_{k−1}, and ξ_{k+1} = P(s₂ m) with
+/// s₂ = min(1, ρ/‖m‖_w).
+///
+/// Both norms are quadratic forms in (ξ_k, d, ξ_{k−1}): with G their Gram matrix
+/// ([`Product::gram`], one read of the three vectors) and y = aᵀ(ξ_k, d, ξ_{k−1}),
+/// ‖y‖² = aᵀGa, and likewise for m. So no intermediate point is formed: the update is that
+/// read, one host read-back of G (k(k+1)/2 numbers, beside the loss Auto-PGD reads anyway),
+/// and one pass that writes s₂ m ([`Tangent::combination`]) before the projection, which
+/// removes floating-point drift. P is metric-orthogonal, so ‖P(s₂ m)‖ ≤ ‖s₂ m‖ ≤ ρ: the
+/// iterate stays in the ball whether or not the inputs are exactly horizontal; for horizontal
+/// inputs P(s₂ m) = s₂ m = P_S(m) up to rounding.
+///
+/// A zero or non-finite ‖d‖ gives no step along d (the guarded 1/‖d‖ is 0).
 pub fn next_iterate<B: Backend>(
     geometry: &Product<B>,
     xi: &Tangent<B>,
@@ -314,16 +325,59 @@ pub fn next_iterate<B: Backend>(
     alpha: f64,
     rho: f64,
 ) -> Tangent<B> {
-    let y = xi.axpy(eta, dir);
-    // ρ/‖y‖ is +inf for y = 0, and min(1, +inf) = 1.
-    let s1 = (rho / host::scalar(geometry.norm(&y))).min(1.0);
+    let vectors: Vec<&Tangent<B>> = [xi, dir].into_iter().chain(xi_prev).collect();
+    let gram = Gram::new(vectors.len(), host::to_f64_vec(geometry.gram(&vectors)));
+    let d_norm = gram.get(1, 1).max(0.0).sqrt();
+    let step = if d_norm > 0.0 && d_norm.is_finite() {
+        eta / d_norm
+    } else {
+        0.0
+    };
+    // min(1, ρ/‖v‖): ρ/0 = +inf and min(1, +inf) = 1; a NaN norm gives 1 (f64::min).
+    let into_ball = |sq: f64| (rho / sq.max(0.0).sqrt()).min(1.0);
+    let s1 = into_ball(gram.quadratic(&[1.0, step, 0.0]));
     match xi_prev {
-        None => y.scale(s1),
+        None => Tangent::combination(&[(s1, xi), (s1 * step, dir)]),
         Some(xi_prev) => {
             let c = 1.0 - alpha;
-            let momentum = Tangent::combination(&[(alpha * s1, &y), (2.0 * c, xi), (-c, xi_prev)]);
-            project_to_ball(geometry, &momentum, rho)
+            let m = [alpha * s1 + 2.0 * c, alpha * s1 * step, -c];
+            let s2 = into_ball(gram.quadratic(&m));
+            let momentum =
+                Tangent::combination(&[(s2 * m[0], xi), (s2 * m[1], dir), (s2 * m[2], xi_prev)]);
+            geometry.horizontal(&momentum)
         }
+    }
+}
+
+/// A symmetric k×k Gram matrix (k ≤ 3) from its upper triangle in row order, on the host.
+struct Gram {
+    k: usize,
+    entries: Vec<f64>,
+}
+
+impl Gram {
+    fn new(k: usize, entries: Vec<f64>) -> Self {
+        debug_assert_eq!(entries.len(), k * (k + 1) / 2);
+        Self { k, entries }
+    }
+
+    /// G_ab for a, b < k.
+    fn get(&self, a: usize, b: usize) -> f64 {
+        let (a, b) = (a.min(b), a.max(b));
+        // Row a of the upper triangle starts after a rows of k, k − 1, … entries.
+        self.entries[a * self.k - a * (a.saturating_sub(1)) / 2 + (b - a)]
+    }
+
+    /// cᵀGc = ‖Σₐ cₐ uₐ‖², over the first k coefficients (the rest must be 0).
+    fn quadratic(&self, c: &[f64]) -> f64 {
+        debug_assert!(c[self.k..].iter().all(|x| *x == 0.0));
+        let mut sum = 0.0;
+        for a in 0..self.k {
+            for b in 0..self.k {
+                sum += c[a] * c[b] * self.get(a, b);
+            }
+        }
+        sum
     }
 }
 

@@ -34,6 +34,10 @@ use burn::tensor::{DType, TensorData, TensorPrimitive};
 use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
+mod gram;
+
+pub use gram::{dot_f64_on_host, gram_pairs, weighted_gram};
+
 /// Elements per rayon task: large enough to amortise the task, small enough to balance two
 /// to sixteen threads over a 90 MB tensor.
 pub const CHUNK: usize = 1 << 15;
