@@ -232,6 +232,19 @@ fn geometry(metric: Metric) -> (Product<F32>, Tangent<F32>) {
     (product, zero)
 }
 
+/// max |aᵢ − bᵢ|.
+fn worst_difference(a: &[f64], b: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+/// max |aᵢ|.
+fn max_abs(a: &[f64]) -> f64 {
+    a.iter().map(|x| x.abs()).fold(0.0, f64::max)
+}
+
 /// The same parts in f64, for comparisons.
 fn flat(t: &Tangent<F32>) -> Vec<f64> {
     t.parts.iter().flat_map(|p| to_f64_vec(p.clone())).collect()
@@ -284,12 +297,7 @@ fn the_update_is_the_textbook_auto_pgd_step() {
             ),
         ] {
             let (got, want) = (flat(&got), flat(&want));
-            let scale = want.iter().map(|x| x.abs()).fold(0.0, f64::max);
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f64::max);
+            let (worst, scale) = (worst_difference(&got, &want), max_abs(&want));
             assert!(
                 worst <= 1e-5 * scale,
                 "{metric} {what}: worst difference {worst:e} of {scale:e}"
@@ -396,12 +404,7 @@ fn the_update_takes_any_length_of_direction_and_stays_in_the_ball() {
         let unit = next_iterate(&g, &xi, Some(&xi_prev), &dir, eta, alpha, rho);
         let long = next_iterate(&g, &xi, Some(&xi_prev), &dir.scale(7.5), eta, alpha, rho);
         let (a, b) = (flat(&unit), flat(&long));
-        let scale = a.iter().map(|x| x.abs()).fold(0.0, f64::max);
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max);
+        let (worst, scale) = (worst_difference(&a, &b), max_abs(&a));
         assert!(
             worst <= 1e-6 * scale,
             "{metric}: ĝ = d/‖d‖ for any ‖d‖, worst difference {worst:e} of {scale:e}"
@@ -426,11 +429,7 @@ fn the_update_takes_any_length_of_direction_and_stays_in_the_ball() {
             a.iter().all(|x| x.is_finite()),
             "{metric}: a zero direction gives a finite iterate"
         );
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f64::max);
+        let worst = worst_difference(&a, &b);
         assert!(
             worst <= 1e-7 * rho,
             "{metric}: zero direction, worst difference {worst:e}"
