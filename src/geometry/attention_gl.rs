@@ -155,6 +155,15 @@ impl<B: Backend> AttentionGl<B> {
         parts.into_iter().map(|p| p.cast(self.dtype)).collect()
     }
 
+    /// The metric's h×h weights of the two sides, ⟨η, ζ⟩ = tr(W_G η_Gᵀζ_G) + tr(W_H η_Hᵀζ_H):
+    /// (S_G⁻¹, S_H⁻¹) for inv, (S_H, S_G) for mix.
+    fn metric_weights(&self) -> (&Tensor<B, 3>, &Tensor<B, 3>) {
+        match self.metric {
+            Metric::Mix => (&self.sh, &self.sg),
+            _ => (&self.sg_inv, &self.sh_inv),
+        }
+    }
+
     /// Λ of the projection P(ξ) = (ξ_G + GΛ, ξ_H − HΛᵀ).
     fn lambda(&self, xi_g: Tensor<B, 3>, xi_h: Tensor<B, 3>) -> Tensor<B, 3> {
         match &self.sylvester {
@@ -195,10 +204,8 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         // tr(S⁻¹ ηᵀ ζ) = Σ S⁻¹ ⊙ (ηᵀ ζ) for symmetric S⁻¹: one h×n by n×h product per head
         // and a sum over h² terms, where (η S⁻¹) ⊙ ζ would take an n×h by h×h product and a
         // sum over n·h terms.
-        let (wg, wh) = match self.metric {
-            Metric::Mix => (self.sh.clone(), self.sg.clone()),
-            _ => (self.sg_inv.clone(), self.sh_inv.clone()),
-        };
+        let (wg, wh) = self.metric_weights();
+        let (wg, wh) = (wg.clone(), wh.clone());
         let gram = |a: &Tensor<B, 3>, b: &Tensor<B, 3>| t(f64(a)).matmul(f64(b));
         dot(wg, gram(&a[0], &b[0])) + dot(wh, gram(&a[1], &b[1]))
     }
@@ -210,10 +217,7 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     /// buffers and the entries one tensor, where Burn takes a product, a sum and a
     /// concatenation. The entries equal `inner`'s up to the order of the f64 sums.
     fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
-        let (wg, wh) = match self.metric {
-            Metric::Mix => (&self.sh, &self.sg),
-            _ => (&self.sg_inv, &self.sh_inv),
-        };
+        let (wg, wh) = self.metric_weights();
         let sides: Vec<[Tensor<B, 3>; 2]> = u.iter().map(|v| [f64(&v[0]), f64(&v[1])]).collect();
         let weighted: Vec<[Tensor<B, 3>; 2]> = sides
             .iter()

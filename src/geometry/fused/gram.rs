@@ -5,14 +5,12 @@
 //! [`weighted_dot`] bit for bit; [`dot_f64_on_host`] is the f64 sum the GL(h) blocks' Gram
 //! matrices take.
 
-use std::any::Any;
-
 use burn::backend::ndarray::NdArrayTensor;
 use burn::prelude::{Backend, Tensor};
-use burn::tensor::{DType, TensorData, TensorPrimitive};
+use burn::tensor::{DType, TensorData};
 use rayon::prelude::*;
 
-use super::{CHUNK, HostF32, weighted_dot};
+use super::{CHUNK, HostF32, ndarray_primitive, weighted_dot};
 use crate::models::fused::widest;
 
 /// The weighted Gram matrix of one to three tensors of one shape, Σᵢ xₐᵢ x_bᵢ wᵢ for a ≤ b in
@@ -31,16 +29,15 @@ pub fn weighted_gram<B: Backend>(xs: &[&Tensor<B, 3>], w: Option<&Tensor<B, 3>>)
         (1..=3).contains(&xs.len()),
         "a Gram matrix of one to three tensors"
     );
-    let pairs = gram_pairs(xs.len());
     if let Some(entries) = weighted_gram_on_host(xs, w) {
         let device = xs[0].device();
         let n = entries.len();
         return Tensor::from_data(TensorData::new(entries, [n]), (&device, DType::F64));
     }
     Tensor::cat(
-        pairs
-            .iter()
-            .map(|&(a, b)| weighted_dot(xs[a], xs[b], w))
+        gram_pairs(xs.len())
+            .into_iter()
+            .map(|(a, b)| weighted_dot(xs[a], xs[b], w))
             .collect(),
         0,
     )
@@ -214,14 +211,7 @@ pub fn dot_f64_on_host<B: Backend>(a: &Tensor<B, 3>, b: &Tensor<B, 3>) -> Option
     if a.dtype() != DType::F64 || b.dtype() != DType::F64 {
         return None;
     }
-    let host = |x: &Tensor<B, 3>| -> Option<NdArrayTensor> {
-        let TensorPrimitive::Float(primitive) = x.clone().into_primitive() else {
-            return None;
-        };
-        let boxed: Box<dyn Any> = Box::new(primitive);
-        boxed.downcast::<NdArrayTensor>().ok().map(|t| *t)
-    };
-    let (ha, hb) = (host(a)?, host(b)?);
+    let (ha, hb) = (ndarray_primitive(a)?, ndarray_primitive(b)?);
     let (NdArrayTensor::F64(sa), NdArrayTensor::F64(sb)) = (&ha, &hb) else {
         return None;
     };

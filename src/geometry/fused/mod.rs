@@ -53,12 +53,9 @@ impl HostF32 {
         if x.dtype() != DType::F32 {
             return None;
         }
-        let TensorPrimitive::Float(primitive) = x.clone().into_primitive() else {
-            return None;
+        let host = Self {
+            tensor: ndarray_primitive(x)?,
         };
-        let boxed: Box<dyn Any> = Box::new(primitive);
-        let tensor = *boxed.downcast::<NdArrayTensor>().ok()?;
-        let host = Self { tensor };
         host.try_slice()?;
         Some(host)
     }
@@ -74,6 +71,15 @@ impl HostF32 {
         self.try_slice()
             .expect("`HostF32::of` admits only f32 buffers in standard layout")
     }
+}
+
+/// `x`'s float primitive when `B` is burn-ndarray (an `Arc` clone of its buffer), else `None`.
+fn ndarray_primitive<B: Backend, const D: usize>(x: &Tensor<B, D>) -> Option<NdArrayTensor> {
+    let TensorPrimitive::Float(primitive) = x.clone().into_primitive() else {
+        return None;
+    };
+    let boxed: Box<dyn Any> = Box::new(primitive);
+    boxed.downcast::<NdArrayTensor>().ok().map(|t| *t)
 }
 
 /// The elements of burn-ndarray's primitive in row-major order (`None` unless f32 in standard
