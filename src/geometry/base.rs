@@ -160,20 +160,7 @@ pub trait Geometry<B: Backend> {
 
     /// v(ξ) by the given method: first order w + ξ, second order w + ξ − ½Γ(ξ, ξ), or exp.
     fn step(&self, xi: &[Tensor<B, 3>], method: GeodesicStep) -> Result<Vec<Tensor<B, 3>>, Error> {
-        match method {
-            GeodesicStep::FirstOrder => Ok(add(self.base(), xi)),
-            GeodesicStep::SecondOrder => {
-                let gamma = self.christoffel(xi)?;
-                Ok(self
-                    .base()
-                    .iter()
-                    .zip(xi)
-                    .zip(gamma)
-                    .map(|((w, x), g)| w.clone() + x.clone() - g.mul_scalar(0.5))
-                    .collect())
-            }
-            GeodesicStep::Exact => self.exp(xi),
-        }
+        step_by(self, xi, method)
     }
 
     /// Whether this block can take `method` and its vector–Jacobian product, checked once
@@ -222,23 +209,57 @@ pub trait Geometry<B: Backend> {
         method: GeodesicStep,
         c: &[Tensor<B, 3>],
     ) -> Result<Vec<Tensor<B, 3>>, Error> {
-        match method {
-            GeodesicStep::FirstOrder => Ok(c.to_vec()),
-            GeodesicStep::SecondOrder => {
-                let a = self.christoffel_vjp(xi, c)?;
-                Ok(c.iter()
-                    .zip(a)
-                    .map(|(c, a)| c.clone() - a.mul_scalar(0.5))
-                    .collect())
-            }
-            GeodesicStep::Exact => self.exp_vjp(xi, c),
-        }
+        step_vjp_by(self, xi, method, c)
     }
 
     /// Maps z with independent standard normal entries to a tangent vector whose law is the
     /// standard Gaussian *of the metric* (covariance G_w⁻¹): the sampler of average-case
     /// sharpness. The result is not projected.
     fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>>;
+}
+
+/// [`Geometry::step`] from the geometry's `christoffel` or `exp`: the trait's default, which
+/// an override calls for the methods it does not specialise.
+pub(crate) fn step_by<B: Backend, G: Geometry<B> + ?Sized>(
+    geometry: &G,
+    xi: &[Tensor<B, 3>],
+    method: GeodesicStep,
+) -> Result<Vec<Tensor<B, 3>>, Error> {
+    match method {
+        GeodesicStep::FirstOrder => Ok(add(geometry.base(), xi)),
+        GeodesicStep::SecondOrder => {
+            let gamma = geometry.christoffel(xi)?;
+            Ok(geometry
+                .base()
+                .iter()
+                .zip(xi)
+                .zip(gamma)
+                .map(|((w, x), g)| w.clone() + x.clone() - g.mul_scalar(0.5))
+                .collect())
+        }
+        GeodesicStep::Exact => geometry.exp(xi),
+    }
+}
+
+/// [`Geometry::step_vjp`] from the geometry's `christoffel_vjp` or `exp_vjp`: the trait's
+/// default, which an override calls for the methods it does not specialise.
+pub(crate) fn step_vjp_by<B: Backend, G: Geometry<B> + ?Sized>(
+    geometry: &G,
+    xi: &[Tensor<B, 3>],
+    method: GeodesicStep,
+    c: &[Tensor<B, 3>],
+) -> Result<Vec<Tensor<B, 3>>, Error> {
+    match method {
+        GeodesicStep::FirstOrder => Ok(c.to_vec()),
+        GeodesicStep::SecondOrder => {
+            let a = geometry.christoffel_vjp(xi, c)?;
+            Ok(c.iter()
+                .zip(a)
+                .map(|(c, a)| c.clone() - a.mul_scalar(0.5))
+                .collect())
+        }
+        GeodesicStep::Exact => geometry.exp_vjp(xi, c),
+    }
 }
 
 /// Part-wise sum a + b.

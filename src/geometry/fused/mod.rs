@@ -35,6 +35,7 @@ use ndarray::{ArcArray, IxDyn};
 use rayon::prelude::*;
 
 mod gram;
+pub mod heads;
 
 pub use gram::{dot_f64_on_host, gram_pairs, weighted_gram};
 

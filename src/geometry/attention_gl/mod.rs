@@ -30,16 +30,28 @@
 //! all precision in f32 (geodesic sharpness collapsed to 1 % of its value on MiniLM), while in
 //! f64 the measure stays invariant to 10⁻⁶. The tensors involved are `[heads, n, h]`, small
 //! next to the model.
+//!
+//! # On the host
+//! Where the device is the host and the model f32, the same formulas run as fused f64 products
+//! read straight from the f32 buffers ([`on_host`], on [`fused::heads`](super::fused::heads)):
+//! no f64 copy of a part and no n×h intermediate is made, and the second-order step and its
+//! VJP each take one pass per side. Elsewhere (CUDA, autodiff, f64 models) they run as Burn's
+//! batched operations below; `tests/gl_host.rs` checks that both give the same results.
 
 use burn::prelude::{Backend, Tensor};
 use burn::tensor::{DType, TensorData};
 use nalgebra::DMatrix;
 
-use super::base::{GeodesicStep, Geometry, Metric, dot};
+use super::base::{GeodesicStep, Geometry, Metric, dot, step_by, step_vjp_by};
 use super::error::Error;
-use super::fused::{dot_f64_on_host, gram_pairs};
+use super::fused::heads::Heads;
+use super::fused::{dot_f64_on_host, gram_pairs, host_backend};
 use super::host::{SpdFactors, gram, spd_factors, sylvester_basis};
 use crate::host::{download_batch, upload_batch};
+
+mod on_host;
+
+use on_host::HostFrame;
 
 /// Batched transpose of the last two axes.
 fn t<B: Backend>(x: Tensor<B, 3>) -> Tensor<B, 3> {
@@ -70,6 +82,10 @@ pub struct AttentionGl<B: Backend> {
     whiten_h: Tensor<B, 3>,
     /// inv only: P, P⁻¹ and 1/(dᵢ + dⱼ) of the Sylvester eigenbasis.
     sylvester: Option<[Tensor<B, 3>; 3]>,
+    /// The same frame per head on the host, with the base point in f64, where the device is
+    /// the host and the model's dtype f32: the operations then run as [`on_host`]'s fused
+    /// products.
+    host: Option<HostFrame>,
 }
 
 impl<B: Backend> AttentionGl<B> {
@@ -105,28 +121,27 @@ impl<B: Backend> AttentionGl<B> {
             let mats: Vec<_> = (0..heads).map(f).collect();
             upload_batch::<B>(&mats, options)
         };
-        let (whiten_g, whiten_h, sylvester) = match metric {
+        let bases: Option<Vec<_>> = (metric != Metric::Mix).then(|| {
+            (0..heads)
+                .map(|i| sylvester_basis(&fg[i], &fh[i].s))
+                .collect()
+        });
+        let (whiten_g, whiten_h) = match metric {
             Metric::Mix => (
                 up(&|i| fh[i].inv_sqrt.clone()),
                 up(&|i| fg[i].inv_sqrt.clone()),
-                None,
             ),
-            _ => {
-                let bases: Vec<_> = (0..heads)
-                    .map(|i| sylvester_basis(&fg[i], &fh[i].s))
-                    .collect();
-                let sylvester = [
-                    up(&|i| bases[i].p.clone()),
-                    up(&|i| bases[i].p_inv.clone()),
-                    up(&|i| bases[i].d_inv.clone()),
-                ];
-                (
-                    up(&|i| fg[i].sqrt.clone()),
-                    up(&|i| fh[i].sqrt.clone()),
-                    Some(sylvester),
-                )
-            }
+            _ => (up(&|i| fg[i].sqrt.clone()), up(&|i| fh[i].sqrt.clone())),
         };
+        let sylvester = bases.as_ref().map(|bases| {
+            [
+                up(&|i| bases[i].p.clone()),
+                up(&|i| bases[i].p_inv.clone()),
+                up(&|i| bases[i].d_inv.clone()),
+            ]
+        });
+        let host = (host_backend::<B>() && base[0].dtype() == DType::F32)
+            .then(|| HostFrame::new(metric, &fg, &fh, bases, [&gs, &hs]));
         Ok(Self {
             sg: up(&|i| fg[i].s.clone()),
             sh: up(&|i| fh[i].s.clone()),
@@ -135,11 +150,18 @@ impl<B: Backend> AttentionGl<B> {
             whiten_g,
             whiten_h,
             sylvester,
+            host,
             base64: [f64(&base[0]), f64(&base[1])],
             dtype: base[0].dtype(),
             base,
             metric,
         })
+    }
+
+    /// Whether the operations run as fused products on the host (burn-ndarray, f32), rather
+    /// than as Burn's operations.
+    pub fn runs_on_host(&self) -> bool {
+        self.host.is_some()
     }
 
     fn g(&self) -> Tensor<B, 3> {
@@ -148,6 +170,36 @@ impl<B: Backend> AttentionGl<B> {
 
     fn h(&self) -> Tensor<B, 3> {
         self.base64[1].clone()
+    }
+
+    /// The host frame with the buffers of each of `vectors` (two parts each), when all are f32
+    /// buffers on the host in standard layout; `None` sends the caller to Burn's operations.
+    fn on_host<const K: usize>(
+        &self,
+        vectors: [&[Tensor<B, 3>]; K],
+    ) -> Option<(&HostFrame, [[Heads; 2]; K])> {
+        let (frame, vectors) = self.on_host_all(&vectors)?;
+        Some((frame, vectors.try_into().ok()?))
+    }
+
+    /// [`on_host`](Self::on_host) for any number of vectors.
+    fn on_host_all(&self, vectors: &[&[Tensor<B, 3>]]) -> Option<(&HostFrame, Vec<[Heads; 2]>)> {
+        let frame = self.host.as_ref()?;
+        let parts = |v: &[Tensor<B, 3>]| {
+            let parts = [Heads::of(&v[0])?, Heads::of(&v[1])?];
+            frame.fits(&parts).then_some(parts)
+        };
+        let vectors = vectors.iter().map(|v| parts(v)).collect::<Option<_>>()?;
+        Some((frame, vectors))
+    }
+
+    /// A one-element f64 tensor on the base point's device.
+    fn f64_entries(&self, values: Vec<f64>) -> Tensor<B, 1> {
+        let n = values.len();
+        Tensor::from_data(
+            TensorData::new(values, [n]),
+            (&self.sg.device(), DType::F64),
+        )
     }
 
     /// Casts results back to the model's dtype.
@@ -204,6 +256,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         // tr(S⁻¹ ηᵀ ζ) = Σ S⁻¹ ⊙ (ηᵀ ζ) for symmetric S⁻¹: one h×n by n×h product per head
         // and a sum over h² terms, where (η S⁻¹) ⊙ ζ would take an n×h by h×h product and a
         // sum over n·h terms.
+        if let Some((frame, [a, b])) = self.on_host([a, b]) {
+            return self.f64_entries(frame.gram(&[a, b], &[(0, 1)]));
+        }
         let (wg, wh) = self.metric_weights();
         let (wg, wh) = (wg.clone(), wh.clone());
         let gram = |a: &Tensor<B, 3>, b: &Tensor<B, 3>| t(f64(a)).matmul(f64(b));
@@ -217,13 +272,16 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     /// buffers and the entries one tensor, where Burn takes a product, a sum and a
     /// concatenation. The entries equal `inner`'s up to the order of the f64 sums.
     fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
+        let pairs = gram_pairs(u.len());
+        if let Some((frame, vectors)) = self.on_host_all(u) {
+            return self.f64_entries(frame.gram(&vectors, &pairs));
+        }
         let (wg, wh) = self.metric_weights();
         let sides: Vec<[Tensor<B, 3>; 2]> = u.iter().map(|v| [f64(&v[0]), f64(&v[1])]).collect();
         let weighted: Vec<[Tensor<B, 3>; 2]> = sides
             .iter()
             .map(|[g, h]| [g.clone().matmul(wg.clone()), h.clone().matmul(wh.clone())])
             .collect();
-        let pairs = gram_pairs(u.len());
         let on_host: Option<Vec<f64>> = pairs
             .iter()
             .map(|&(a, b)| {
@@ -247,6 +305,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn riemannian_gradient(&self, g: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        if let Some((frame, [g])) = self.on_host([g]) {
+            return frame.riemannian_gradient(&g);
+        }
         let (wg, wh) = match self.metric {
             Metric::Mix => (self.sh_inv.clone(), self.sg_inv.clone()),
             _ => (self.sg.clone(), self.sh.clone()),
@@ -255,6 +316,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn horizontal(&self, xi: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        if let Some((frame, [xi])) = self.on_host([xi]) {
+            return frame.horizontal(&xi);
+        }
         let (xg, xh) = (f64(&xi[0]), f64(&xi[1]));
         let lambda = self.lambda(xg.clone(), xh.clone());
         self.back([
@@ -264,6 +328,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn christoffel(&self, xi: &[Tensor<B, 3>]) -> Result<Vec<Tensor<B, 3>>, Error> {
+        if let Some((frame, [xi])) = self.on_host([xi]) {
+            return Ok(frame.christoffel(&xi, false));
+        }
         let (xg, xh) = (f64(&xi[0]), f64(&xi[1]));
         let (g, h) = (self.g(), self.h());
         let gram_g = t(xg.clone()).matmul(xg.clone());
@@ -300,6 +367,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         xi: &[Tensor<B, 3>],
         c: &[Tensor<B, 3>],
     ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        if let Some((frame, [xi, c])) = self.on_host([xi, c]) {
+            return Ok(frame.christoffel_vjp(&xi, &c, false));
+        }
         let (xg, xh) = (f64(&xi[0]), f64(&xi[1]));
         let (cg, ch) = (f64(&c[0]), f64(&c[1]));
         let (g, h) = (self.g(), self.h());
@@ -347,6 +417,33 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
         }))
     }
 
+    /// On the host, the second-order step w + ξ − ½Γ(ξ, ξ) is one fused pass per side
+    /// (`on_host`); otherwise as every geometry takes it.
+    fn step(&self, xi: &[Tensor<B, 3>], method: GeodesicStep) -> Result<Vec<Tensor<B, 3>>, Error> {
+        if method == GeodesicStep::SecondOrder {
+            if let Some((frame, [xi])) = self.on_host([xi]) {
+                return Ok(frame.christoffel(&xi, true));
+            }
+        }
+        step_by(self, xi, method)
+    }
+
+    /// On the host, the second-order step's VJP c − ½(DΓ_ξ)ᵀc is one fused pass per side
+    /// (`on_host`); otherwise as every geometry takes it.
+    fn step_vjp(
+        &self,
+        xi: &[Tensor<B, 3>],
+        method: GeodesicStep,
+        c: &[Tensor<B, 3>],
+    ) -> Result<Vec<Tensor<B, 3>>, Error> {
+        if method == GeodesicStep::SecondOrder {
+            if let Some((frame, [xi, c])) = self.on_host([xi, c]) {
+                return Ok(frame.christoffel_vjp(&xi, &c, true));
+            }
+        }
+        step_vjp_by(self, xi, method, c)
+    }
+
     fn default_step(&self) -> GeodesicStep {
         GeodesicStep::SecondOrder
     }
@@ -363,6 +460,9 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn whiten(&self, z: &[Tensor<B, 3>]) -> Vec<Tensor<B, 3>> {
+        if let Some((frame, [z])) = self.on_host([z]) {
+            return frame.whiten(&z);
+        }
         self.back([
             f64(&z[0]).matmul(self.whiten_g.clone()),
             f64(&z[1]).matmul(self.whiten_h.clone()),
