@@ -193,7 +193,7 @@ impl<B: Backend> AttentionGl<B> {
         Some((frame, vectors))
     }
 
-    /// A one-element f64 tensor on the base point's device.
+    /// The values as one f64 tensor on the base point's device.
     fn f64_entries(&self, values: Vec<f64>) -> Tensor<B, 1> {
         let n = values.len();
         Tensor::from_data(
@@ -253,12 +253,12 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     }
 
     fn inner(&self, a: &[Tensor<B, 3>], b: &[Tensor<B, 3>]) -> Tensor<B, 1> {
-        // tr(S⁻¹ ηᵀ ζ) = Σ S⁻¹ ⊙ (ηᵀ ζ) for symmetric S⁻¹: one h×n by n×h product per head
-        // and a sum over h² terms, where (η S⁻¹) ⊙ ζ would take an n×h by h×h product and a
-        // sum over n·h terms.
         if let Some((frame, [a, b])) = self.on_host([a, b]) {
             return self.f64_entries(frame.gram(&[a, b], &[(0, 1)]));
         }
+        // tr(S⁻¹ ηᵀ ζ) = Σ S⁻¹ ⊙ (ηᵀ ζ) for symmetric S⁻¹: one h×n by n×h product per head
+        // and a sum over h² terms, where (η S⁻¹) ⊙ ζ would take an n×h by h×h product and a
+        // sum over n·h terms.
         let (wg, wh) = self.metric_weights();
         let (wg, wh) = (wg.clone(), wh.clone());
         let gram = |a: &Tensor<B, 3>, b: &Tensor<B, 3>| t(f64(a)).matmul(f64(b));
@@ -268,9 +268,10 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
     /// ⟨uₐ, u_b⟩ = Σ (uₐ S⁻¹) ⊙ u_b per side: one n×h by h×h product per vector and side,
     /// then a sum over n·h terms per pair. `inner`'s form tr(S⁻¹ uₐᵀu_b) takes an h×n by n×h
     /// product per *pair*: six instead of three per side for Auto-PGD's three vectors, and
-    /// the products are most of the cost. On the host each sum is one pass over both f64
-    /// buffers and the entries one tensor, where Burn takes a product, a sum and a
-    /// concatenation. The entries equal `inner`'s up to the order of the f64 sums.
+    /// the products are most of the cost. An f32 model on the host takes `on_host`'s fused
+    /// form of the same sums; an f64 one takes each sum as one pass over both f64 buffers
+    /// and the entries as one tensor, where Burn takes a product, a sum and a concatenation.
+    /// The entries equal `inner`'s up to the order of the f64 sums.
     fn gram(&self, u: &[&[Tensor<B, 3>]]) -> Tensor<B, 1> {
         let pairs = gram_pairs(u.len());
         if let Some((frame, vectors)) = self.on_host_all(u) {
@@ -290,9 +291,7 @@ impl<B: Backend> Geometry<B> for AttentionGl<B> {
             })
             .collect();
         if let Some(entries) = on_host {
-            let n = entries.len();
-            let options = (&self.sg.device(), DType::F64);
-            return Tensor::from_data(TensorData::new(entries, [n]), options);
+            return self.f64_entries(entries);
         }
         let entries = pairs
             .into_iter()

@@ -240,8 +240,8 @@ widest! {
     }
 }
 
-/// [`dot_f64_lanes_into`] as a value.
-pub(super) fn dot_f64_lanes(x: &[f64], y: &[f64]) -> f64 {
+/// `dot_f64_lanes_into` as a value.
+pub fn dot_f64_lanes(x: &[f64], y: &[f64]) -> f64 {
     let mut out = 0.0;
     dot_f64_lanes_into(x, y, &mut out);
     out

@@ -27,7 +27,9 @@ use burn::prelude::{Backend, Tensor};
 use nalgebra::DMatrix;
 use rayon::prelude::*;
 
-use super::gram::dot_f64_lanes;
+/// Σᵢ xᵢ yᵢ of f64 values (eight interleaved accumulators, summed in order), for the GL(h)
+/// blocks' Gram entries.
+pub use super::gram::dot_f64_lanes as dot;
 use super::{HostF32, from_host};
 use crate::models::fused::widest;
 
@@ -135,7 +137,7 @@ pub fn combine_into<O: Store>(
 }
 
 /// The element types [`combine_into`] writes: f32 results, f64 intermediates.
-pub trait Store: Copy + Default {
+pub trait Store: Copy {
     /// The f64 sum rounded to this type.
     fn from_f64(v: f64) -> Self;
     /// [`combine_tiles`] compiled by `widest!` for this type.
@@ -202,11 +204,6 @@ pub fn per_head_pair<B: Backend>(
         .into_iter()
         .map(|(values, d)| from_host(values, &d).expect("the host backend"))
         .collect()
-}
-
-/// Σᵢ xᵢ yᵢ of f64 values (eight interleaved accumulators, summed in order).
-pub fn dot(x: &[f64], y: &[f64]) -> f64 {
-    dot_f64_lanes(x, y)
 }
 
 widest! {
